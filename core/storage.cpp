@@ -1,0 +1,44 @@
+#include "core/storage.h"
+
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace selfsup {
+
+namespace {
+
+class CpuAllocator : public Allocator {
+ public:
+  DataPtr allocate(size_t nbytes) override {
+    // 64-byte alignment: a cache line, and enough for any SIMD load.
+    size_t rounded = (nbytes + 63) / 64 * 64;
+    void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
+    SELFSUP_CHECK(p || rounded == 0, "cpu allocator: out of memory allocating ", nbytes, " bytes");
+    return {p, [](void* q) { std::free(q); }};
+  }
+};
+
+CpuAllocator g_cpu_allocator;
+Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+
+}  // namespace
+
+Allocator* get_allocator(DeviceType type) { return g_allocators[static_cast<int>(type)]; }
+
+void set_allocator(DeviceType type, Allocator* allocator) {
+  g_allocators[static_cast<int>(type)] = allocator;
+}
+
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  Allocator* a = get_allocator(device.type);
+  SELFSUP_CHECK(a, "storage: no allocator for device ", device.str(),
+                " (this build has no CUDA backend, or it found no GPU)");
+  data_ = a->allocate(nbytes);
+}
+
+Storage::~Storage() {
+  if (data_.ptr && data_.deleter) data_.deleter(data_.ptr);
+}
+
+}  // namespace selfsup

@@ -1,0 +1,56 @@
+// Storage: a reference-counted block of device memory shared by a tensor and all its views.
+//
+// Allocation goes through a per-device Allocator, so the CUDA backend can register its caching
+// allocator without core knowing anything about CUDA. Storage also carries the version counter
+// that autograd uses to detect an in-place write to a value saved for backward: every in-place
+// op bumps it, and every view of the storage sees the same counter.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "core/device.h"
+
+namespace selfsup {
+
+// A block of memory plus the function that frees it.
+struct DataPtr {
+  void* ptr = nullptr;
+  std::function<void(void*)> deleter;
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual DataPtr allocate(size_t nbytes) = 0;
+};
+
+// The allocator for a device type. CPU has a 64-byte aligned allocator built in; CUDA has none
+// until the CUDA backend registers one (allocating there before that is an Error).
+Allocator* get_allocator(DeviceType type);
+void set_allocator(DeviceType type, Allocator* allocator);
+
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_.ptr; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  DataPtr data_;
+  size_t nbytes_;
+  Device device_;
+  uint64_t version_ = 0;
+};
+
+}  // namespace selfsup
