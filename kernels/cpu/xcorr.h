@@ -1,0 +1,21 @@
+// The Barlow Twins cross-correlation matrix on the CPU.
+//
+// Both views' embeddings za, zb [N, D] are standardised per dimension over the batch
+//   zhat = (z - mean_n z) / sqrt(var_n z + eps)          (biased variance, as BatchNorm)
+// and correlated:  C = zahat^T zbhat / N                  [D, D]
+#pragma once
+
+#include "core/tensor.h"
+
+namespace selfsup::cpu {
+
+// Writes c [D, D]; also the standardised views za_hat, zb_hat [N, D] and the per-dimension
+// inverse standard deviations inv_std_a, inv_std_b [D] that the backward needs.
+void cross_correlation(const Tensor& za, const Tensor& zb, double eps, Tensor& c, Tensor& za_hat,
+                       Tensor& zb_hat, Tensor& inv_std_a, Tensor& inv_std_b);
+// Given grad_c [D, D], the gradients of za and zb [N, D] through the standardisation.
+void cross_correlation_backward(const Tensor& grad_c, const Tensor& za_hat, const Tensor& zb_hat,
+                                const Tensor& inv_std_a, const Tensor& inv_std_b, Tensor& grad_za,
+                                Tensor& grad_zb);
+
+}  // namespace selfsup::cpu
