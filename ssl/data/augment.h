@@ -1,0 +1,33 @@
+// Augmentations: seeded, composable transforms of one Image, and the multi-view recipes of the
+// published SSL methods (adapted to small images).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ssl/data/image.h"
+
+namespace selfsup::data {
+
+class Transform {
+ public:
+  virtual ~Transform() = default;
+  virtual Image apply(const Image& img, AugRng& rng) const = 0;
+  virtual std::string name() const = 0;
+};
+using TransformPtr = std::shared_ptr<const Transform>;
+
+// Applies transforms in order.
+TransformPtr compose(std::vector<TransformPtr> transforms);
+
+// The views a method trains on: views[k] is the recipe of view k. SimCLR has two identical
+// recipes; BYOL's two differ (asymmetric blur/solarisation); SwAV's multi-crop has 2 global
+// and N local recipes (local views are smaller: out_size of each view may differ).
+struct ViewRecipes {
+  std::string name;
+  std::vector<TransformPtr> views;
+  std::vector<int64_t> view_sizes;  // output height = width of each view
+};
+
+}  // namespace selfsup::data
