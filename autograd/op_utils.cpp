@@ -1,0 +1,53 @@
+#include "autograd/op_utils.h"
+
+#include "kernels/cpu/reduce.h"
+
+namespace selfsup::detail {
+
+void check_same_device(const char* op, std::initializer_list<Tensor> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : ts) {
+    if (!t.defined()) continue;
+    if (!first) {
+      first = &t;
+      continue;
+    }
+    SELFSUP_CHECK(t.device() == first->device(), op, ": tensors on different devices (",
+                  first->device().str(), " and ", t.device().str(), ")");
+  }
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  SELFSUP_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " ",
+                shape_str(a.shape()), " and ", dtype_name(b.dtype()), " ", shape_str(b.shape()),
+                ")");
+}
+
+void check_floating(const char* op, const Tensor& t) {
+  SELFSUP_CHECK(is_floating(t.dtype()), op, ": needs a float32 or float64 tensor, got ",
+                dtype_name(t.dtype()), " ", shape_str(t.shape()));
+}
+
+void check_cpu(const char* op, std::initializer_list<Tensor> ts) {
+  check_same_device(op, ts);
+  for (const Tensor& t : ts)
+    SELFSUP_CHECK(!t.defined() || t.device().is_cpu(), op, ": no kernel for ", t.device().str(),
+                  " in this build");
+}
+
+Tensor empty_as(const Shape& shape, const Tensor& like) {
+  return empty(shape, TensorOptions(like.dtype()).device(like.device()));
+}
+
+Tensor zeros_as(const Shape& shape, const Tensor& like) {
+  return zeros(shape, TensorOptions(like.dtype()).device(like.device()));
+}
+
+Tensor reduce_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  Tensor out = empty_as(shape, grad);
+  cpu::sum_to(grad, shape, out);
+  return out;
+}
+
+}  // namespace selfsup::detail

@@ -1,0 +1,27 @@
+// Small helpers shared by the autograd op files (not part of the public API).
+#pragma once
+
+#include <initializer_list>
+
+#include "autograd/graph.h"
+#include "core/views.h"
+
+namespace selfsup::detail {
+
+// Every tensor argument of an op must live on one device and (for float math) share one dtype.
+void check_same_device(const char* op, std::initializer_list<Tensor> ts);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_floating(const char* op, const Tensor& t);
+// Until the CUDA backend dispatches an op, it runs on the CPU only.
+void check_cpu(const char* op, std::initializer_list<Tensor> ts);
+
+// A new contiguous tensor with `like`'s dtype and device.
+Tensor empty_as(const Shape& shape, const Tensor& like);
+Tensor zeros_as(const Shape& shape, const Tensor& like);
+
+// Sums a broadcast gradient back to `shape` (identity when the shapes already match).
+Tensor reduce_to(const Tensor& grad, const Shape& shape);
+
+inline bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+}  // namespace selfsup::detail

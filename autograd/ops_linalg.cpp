@@ -1,0 +1,154 @@
+// Matrix products, softmax and the fused losses, with their gradients.
+#include "autograd/op_utils.h"
+#include "autograd/ops.h"
+#include "kernels/cpu/linalg.h"
+#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/xcorr.h"
+
+namespace selfsup {
+
+using detail::needs_grad;
+
+namespace {
+
+Tensor matmul_2d(const Tensor& a, const Tensor& b) {
+  SELFSUP_CHECK(a.size(1) == b.size(0), "matmul: shapes ", shape_str(a.shape()), " and ",
+                shape_str(b.shape()), " do not match (", a.size(1), " != ", b.size(0), ")");
+  Tensor out = detail::empty_as({a.size(0), b.size(1)}, a);
+  cpu::matmul(a, b, out);
+  Tensor sa = a.detach(), sb = b.detach();
+  bool ga = needs_grad(a), gb = needs_grad(b);
+  return record(
+      out, "matmul", {a, b},
+      [=](const Tensor& g) {
+        // dA = dC B^T, dB = A^T dC; the transposes are strided views, not copies.
+        return std::vector<Tensor>{ga ? matmul_2d(g, raw::transpose(sb, 0, 1)) : Tensor(),
+                                   gb ? matmul_2d(raw::transpose(sa, 0, 1), g) : Tensor()};
+      },
+      {a, b});
+}
+
+}  // namespace
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  detail::check_cpu("bmm", {a, b});
+  detail::check_same_dtype("bmm", a, b);
+  SELFSUP_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
+                "bmm: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+                " do not match (need [B, M, K] and [B, K, N])");
+  Tensor out = detail::empty_as({a.size(0), a.size(1), b.size(2)}, a);
+  cpu::bmm(a, b, out);
+  Tensor sa = a.detach(), sb = b.detach();
+  bool ga = needs_grad(a), gb = needs_grad(b);
+  return record(
+      out, "bmm", {a, b},
+      [=](const Tensor& g) {
+        return std::vector<Tensor>{ga ? bmm(g, raw::transpose(sb, 1, 2)) : Tensor(),
+                                   gb ? bmm(raw::transpose(sa, 1, 2), g) : Tensor()};
+      },
+      {a, b});
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_cpu("matmul", {a, b});
+  detail::check_same_dtype("matmul", a, b);
+  detail::check_floating("matmul", a);
+  if (a.dim() == 2 && b.dim() == 2) return matmul_2d(a, b);
+  if (a.dim() == 3 && b.dim() == 3) return bmm(a, b);
+  SELFSUP_CHECK(a.dim() >= 2 && b.dim() == 2, "matmul: shapes ", shape_str(a.shape()), " and ",
+                shape_str(b.shape()), " are not supported (2-d @ 2-d, 3-d @ 3-d, N-d @ 2-d)");
+  // [..., M, K] @ [K, N]: fold the leading dims into M.
+  Shape out_shape = a.shape();
+  out_shape.back() = b.size(1);
+  return reshape(matmul_2d(reshape(a, {-1, a.size(-1)}), b), out_shape);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor y = matmul(x, transpose(w, 0, 1));
+  return b.defined() ? add(y, b) : y;
+}
+
+Tensor softmax(const Tensor& x, int64_t dim) {
+  detail::check_cpu("softmax", {x});
+  detail::check_floating("softmax", x);
+  dim = normalize_dim(dim, x.dim(), "softmax");
+  Tensor out = detail::empty_as(x.shape(), x);
+  cpu::softmax(x, dim, out);
+  Tensor y = out.detach();
+  return record(
+      out, "softmax", {x},
+      [=](const Tensor& g) {
+        Tensor gx = detail::empty_as(g.shape(), g);
+        cpu::softmax_backward(g, y, dim, gx);
+        return std::vector<Tensor>{gx};
+      },
+      {out});
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  detail::check_cpu("log_softmax", {x});
+  detail::check_floating("log_softmax", x);
+  dim = normalize_dim(dim, x.dim(), "log_softmax");
+  Tensor out = detail::empty_as(x.shape(), x);
+  cpu::log_softmax(x, dim, out);
+  Tensor y = out.detach();
+  return record(
+      out, "log_softmax", {x},
+      [=](const Tensor& g) {
+        Tensor gx = detail::empty_as(g.shape(), g);
+        cpu::log_softmax_backward(g, y, dim, gx);
+        return std::vector<Tensor>{gx};
+      },
+      {out});
+}
+
+namespace {
+
+// The fused losses compute d(loss)/d(logits) in the forward pass; backward scales it.
+Tensor fused_loss(const char* name, const Tensor& logits, const Tensor& targets, bool soft) {
+  detail::check_cpu(name, {logits, targets});
+  detail::check_floating(name, logits);
+  Tensor loss = detail::empty_as({}, logits);
+  Tensor grad_logits = needs_grad(logits) && GradMode::is_enabled()
+                           ? detail::empty_as(logits.shape(), logits)
+                           : Tensor();
+  if (soft)
+    cpu::cross_entropy_soft(logits, targets, loss, grad_logits);
+  else
+    cpu::cross_entropy(logits, targets, loss, grad_logits);
+  return record(loss, name, {logits}, [grad_logits](const Tensor& g) {
+    return std::vector<Tensor>{mul(grad_logits, g)};
+  });
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
+  return fused_loss("cross_entropy", logits, targets, false);
+}
+
+Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets) {
+  return fused_loss("cross_entropy_soft", logits, targets, true);
+}
+
+Tensor cross_correlation(const Tensor& za, const Tensor& zb, double eps) {
+  detail::check_cpu("cross_correlation", {za, zb});
+  detail::check_same_dtype("cross_correlation", za, zb);
+  SELFSUP_CHECK(za.dim() == 2 && za.shape() == zb.shape(), "cross_correlation: shapes ",
+                shape_str(za.shape()), " and ", shape_str(zb.shape()),
+                " must be equal and [N, D]");
+  int64_t n = za.size(0), d = za.size(1);
+  Tensor c = detail::empty_as({d, d}, za);
+  Tensor za_hat = detail::empty_as({n, d}, za), zb_hat = detail::empty_as({n, d}, za);
+  Tensor inv_a = detail::empty_as({d}, za), inv_b = detail::empty_as({d}, za);
+  cpu::cross_correlation(za, zb, eps, c, za_hat, zb_hat, inv_a, inv_b);
+  return record(c, "cross_correlation", {za, zb}, [=](const Tensor& g) {
+    Tensor ga = detail::empty_as({n, d}, g), gb = detail::empty_as({n, d}, g);
+    cpu::cross_correlation_backward(g, za_hat, zb_hat, inv_a, inv_b, ga, gb);
+    return std::vector<Tensor>{ga, gb};
+  });
+}
+
+Tensor mse_loss(const Tensor& a, const Tensor& b) { return mean(square(sub(a, b))); }
+
+}  // namespace selfsup
