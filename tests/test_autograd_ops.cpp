@@ -147,8 +147,8 @@ std::vector<OpCase> op_table() {
        [](V x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }},
       {"batch_norm_eval", {in({4, 3, 2}), in({3}), in({3})},
        [](V x) {
-         Tensor rm = from_vector<double>({0.1, -0.2, 0.3}, {3});
-         Tensor rv = from_vector<double>({1.5, 0.5, 2.0}, {3});
+         Tensor rm = from_vector<double>({0.1, -0.2, 0.3}, {3}, x[0].dtype());
+         Tensor rv = from_vector<double>({1.5, 0.5, 2.0}, {3}, x[0].dtype());
          return batch_norm(x[0], rm, rv, x[1], x[2], false);
        }},
       {"layer_norm", {in({3, 2, 5}), in({2, 5}), in({2, 5})},
