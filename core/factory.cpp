@@ -119,6 +119,15 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts
   });
 }
 
+Tensor eye(int64_t n, TensorOptions opts) {
+  SELFSUP_CHECK(n >= 0, "eye: negative size ", n);
+  return make_on_host({n, n}, opts, [&](auto* p, int64_t m) {
+    using T = std::remove_pointer_t<decltype(p)>;
+    std::fill(p, p + m, T(0));
+    for (int64_t i = 0; i < n; ++i) p[i * n + i] = T(1);
+  });
+}
+
 Tensor randperm(int64_t n, Generator* gen) {
   SELFSUP_CHECK(n >= 0, "randperm: negative n ", n);
   Generator& g = gen ? *gen : default_generator();

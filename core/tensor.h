@@ -184,6 +184,8 @@ Tensor randn(const Shape& shape, TensorOptions opts = {}, Generator* gen = nullp
 // Uniform integers in [low, high), int64 unless opts says otherwise.
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts = kInt64,
                Generator* gen = nullptr);
+// The n x n identity matrix.
+Tensor eye(int64_t n, TensorOptions opts = {});
 // A random permutation of 0..n-1 (int64).
 Tensor randperm(int64_t n, Generator* gen = nullptr);
 // Copies values into a new CPU tensor of the given shape (numel must match).
