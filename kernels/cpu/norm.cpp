@@ -1,0 +1,555 @@
+// Batch norm, layer norm and dropout on the CPU, float32/float64.
+//
+// Batch norm, x viewed as [N, C, S] (S = product of the dims after C), per channel c over the
+// M = N*S values:
+//   mean_c = sum x / M,  var_c = sum (x - mean_c)^2 / M,  invstd_c = 1 / sqrt(var_c + eps)
+//   y = (x - mean_c) * invstd_c * w_c + b_c
+//   backward: xhat = (x - mean) * invstd,
+//             dx = w * invstd / M * (M*g - sum g - xhat * sum(g*xhat)),
+//             dw = sum(g*xhat),  db = sum g
+// Layer norm is the same formula over the last dims of each row instead of over a channel, with
+// an element-wise weight and bias.
+// Dropout: out = x * mask / (1 - p), mask from a counter-based Philox draw (one per element).
+//   p = 0 keeps everything (the identity); p = 1 drops everything and gives zeros (as PyTorch
+//   does) rather than an error. Either way the generator advances by numel.
+//
+// All of these read x once or twice and write once: memory-bound. Statistics are accumulated in
+// double for both dtypes (one more cast per element, no lost digits over large channels).
+// Parallelism: over channels (batch norm), rows (layer norm) or elements (dropout); the
+// layer-norm weight gradient sums per-thread partials in a fixed order, so results do not
+// depend on scheduling.
+#include "kernels/cpu/norm.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "core/views.h"
+#include "kernels/cpu/conv_norm_util.h"
+
+namespace selfsup::cpu {
+
+namespace {
+
+// Elements worth an OpenMP team.
+constexpr int64_t kParallelWork = 1 << 15;
+
+template <typename Fn>
+void dispatch_float(DType dtype, Fn&& fn) {
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) fn(T{});
+  });
+}
+
+// An optional per-channel vector (weight, bias) read as a contiguous array, or a constant.
+template <typename T>
+struct ChannelParam {
+  Tensor data;  // contiguous [C] or undefined
+  T fallback;
+  T operator[](int64_t c) const { return data.defined() ? data.data_ptr<T>()[c] : fallback; }
+};
+
+void check_param(const Tensor& t, const Tensor& x, const Shape& shape, const char* op,
+                 const char* name) {
+  if (!t.defined()) return;
+  detail::check_dtype_cpu(t, x.dtype(), op, name);
+  SELFSUP_CHECK(t.shape() == shape, op, ": ", name, " ", shape_str(t.shape()),
+                " does not match input ", shape_str(x.shape()), " (expects ", shape_str(shape),
+                ")");
+}
+
+// x [N, C, *] seen as N blocks of C rows of S contiguous values.
+struct ChannelGeometry {
+  int64_t N, C, S;
+  int64_t count() const { return N * S; }  // values per channel
+};
+
+ChannelGeometry channel_geometry(const Tensor& x, const char* op, const char* name) {
+  detail::check_float_cpu(x, op, name);
+  SELFSUP_CHECK(x.dim() >= 2, op, ": ", name, " must be [N, C] or [N, C, *], got ",
+                shape_str(x.shape()));
+  const int64_t N = x.size(0), C = x.size(1);
+  return {N, C, C == 0 || N == 0 ? 0 : x.numel() / (N * C)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm
+// ---------------------------------------------------------------------------------------------
+
+// Per-channel statistics of one channel: mean and biased variance (two passes).
+template <typename T>
+void channel_stats(const T* x, const ChannelGeometry& g, int64_t c, double& mean, double& var) {
+  double sum = 0;
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* row = x + (n * g.C + c) * g.S;
+    for (int64_t s = 0; s < g.S; ++s)
+      sum += row[s];
+  }
+  mean = sum / static_cast<double>(g.count());
+  double sq = 0;
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* row = x + (n * g.C + c) * g.S;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const double d = row[s] - mean;
+      sq += d * d;
+    }
+  }
+  var = sq / static_cast<double>(g.count());
+}
+
+// y = x * scale_c + shift_c, channel c.
+template <typename T>
+void channel_affine(const T* x, const ChannelGeometry& g, int64_t c, T scale, T shift, T* y) {
+  for (int64_t n = 0; n < g.N; ++n) {
+    const int64_t base = (n * g.C + c) * g.S;
+    for (int64_t s = 0; s < g.S; ++s)
+      y[base + s] = x[base + s] * scale + shift;
+  }
+}
+
+template <typename T>
+void batch_norm_impl(const Tensor& x, const ChannelGeometry& g, const ChannelParam<T>& w,
+                     const ChannelParam<T>& b, Tensor& running_mean, Tensor& running_var,
+                     bool training, double momentum, double eps, Tensor& out, Tensor& save_mean,
+                     Tensor& save_invstd) {
+  const Tensor xc = raw::contiguous(x);  // [N, C, S]
+  const T* xp = xc.data_ptr<T>();
+  detail::OutBuffer ob(out);
+  T* yp = ob.data<T>();
+  std::vector<double> mean(g.C), var(g.C);
+  if (!training) {
+    // Running statistics are 1-d; read them through their stride.
+    for (int64_t c = 0; c < g.C; ++c) {
+      mean[c] = running_mean.data_ptr<T>()[c * running_mean.stride(0)];
+      var[c] = running_var.data_ptr<T>()[c * running_var.stride(0)];
+    }
+  }
+#pragma omp parallel for schedule(static) if (g.C > 1 && g.C * g.count() > kParallelWork)
+  for (int64_t c = 0; c < g.C; ++c) {
+    if (training) channel_stats(xp, g, c, mean[c], var[c]);
+    const double invstd = 1.0 / std::sqrt(var[c] + eps);
+    const double scale = invstd * w[c];
+    channel_affine(xp, g, c, static_cast<T>(scale), static_cast<T>(b[c] - mean[c] * scale), yp);
+  }
+  ob.commit();
+
+  if (training && running_mean.defined()) {
+    // running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance.
+    const double bessel = static_cast<double>(g.count()) / static_cast<double>(g.count() - 1);
+    T* rm = running_mean.data_ptr<T>();
+    T* rv = running_var.data_ptr<T>();
+    for (int64_t c = 0; c < g.C; ++c) {
+      T& m = rm[c * running_mean.stride(0)];
+      T& v = rv[c * running_var.stride(0)];
+      m = static_cast<T>((1 - momentum) * m + momentum * mean[c]);
+      v = static_cast<T>((1 - momentum) * v + momentum * var[c] * bessel);
+    }
+    running_mean.bump_version();
+    running_var.bump_version();
+  }
+  detail::OutBuffer sm(save_mean), si(save_invstd);
+  for (int64_t c = 0; c < g.C; ++c) {
+    if (save_mean.defined()) sm.data<T>()[c] = static_cast<T>(mean[c]);
+    if (save_invstd.defined()) si.data<T>()[c] = static_cast<T>(1.0 / std::sqrt(var[c] + eps));
+  }
+  sm.commit();
+  si.commit();
+}
+
+template <typename T>
+void batch_norm_backward_impl(const Tensor& grad_out, const Tensor& x, const ChannelGeometry& g,
+                              const ChannelParam<T>& w, const Tensor& save_mean,
+                              const Tensor& save_invstd, Tensor& grad_x, Tensor& grad_w,
+                              Tensor& grad_b) {
+  const Tensor xc = raw::contiguous(x), gc = raw::contiguous(grad_out);             // [N, C, S]
+  const Tensor mc = raw::contiguous(save_mean), ic = raw::contiguous(save_invstd);  // [C]
+  const T* xp = xc.data_ptr<T>();
+  const T* gp = gc.data_ptr<T>();
+  detail::OutBuffer gx(grad_x), gw(grad_w), gb(grad_b);
+  T* dx = grad_x.defined() ? gx.data<T>() : nullptr;  // [N, C, S] or skipped
+  T* dw = grad_w.defined() ? gw.data<T>() : nullptr;  // [C] or skipped
+  T* db = grad_b.defined() ? gb.data<T>() : nullptr;  // [C] or skipped
+  const T* mean_p = mc.data_ptr<T>();
+  const T* invstd_p = ic.data_ptr<T>();
+  const double M = static_cast<double>(g.count());
+#pragma omp parallel for schedule(static) if (g.C > 1 && g.C * g.count() > kParallelWork)
+  for (int64_t c = 0; c < g.C; ++c) {
+    const double mean = mean_p[c], invstd = invstd_p[c];
+    double sum_g = 0, sum_g_centered = 0;
+    for (int64_t n = 0; n < g.N; ++n) {
+      const int64_t base = (n * g.C + c) * g.S;
+      for (int64_t s = 0; s < g.S; ++s) {
+        sum_g += gp[base + s];
+        sum_g_centered += gp[base + s] * (xp[base + s] - mean);
+      }
+    }
+    const double sum_g_xhat = sum_g_centered * invstd;
+    if (db) db[c] = static_cast<T>(sum_g);
+    if (dw) dw[c] = static_cast<T>(sum_g_xhat);
+    if (!dx) continue;
+    // dx = k * (g - sum_g/M - xhat * sum_g_xhat/M) with k = w * invstd, xhat = (x-mean)*invstd
+    const T k = static_cast<T>(w[c] * invstd);
+    const T mean_g = static_cast<T>(sum_g / M);
+    const T xhat_coef = static_cast<T>(invstd * sum_g_xhat / M);  // multiplies (x - mean)
+    const T mean_t = static_cast<T>(mean);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const int64_t base = (n * g.C + c) * g.S;
+      for (int64_t s = 0; s < g.S; ++s)
+        dx[base + s] = k * (gp[base + s] - mean_g - (xp[base + s] - mean_t) * xhat_coef);
+    }
+  }
+  gx.commit();
+  gw.commit();
+  gb.commit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer norm
+// ---------------------------------------------------------------------------------------------
+
+// x [M, D]: M rows (the leading dims), each normalised over its D values (the last dims).
+struct RowGeometry {
+  int64_t M, D;
+  Shape row_shape, stat_shape;  // shapes of the normalised dims and of mean / rstd
+};
+
+RowGeometry row_geometry(const Tensor& x, int64_t normalized_ndim, const char* op) {
+  detail::check_float_cpu(x, op, "input");
+  SELFSUP_CHECK(normalized_ndim >= 1 && normalized_ndim <= x.dim(), op, ": normalized_ndim ",
+                normalized_ndim, " out of range for input ", shape_str(x.shape()), " (1..", x.dim(),
+                ")");
+  const auto split = x.shape().begin() + (x.dim() - normalized_ndim);
+  RowGeometry g{0, 0, Shape(split, x.shape().end()), Shape(x.shape().begin(), split)};
+  g.D = shape_numel(g.row_shape);
+  g.M = shape_numel(g.stat_shape);
+  SELFSUP_CHECK(g.D > 0, op, ": input ", shape_str(x.shape()), " has empty normalized dims ",
+                shape_str(g.row_shape));
+  return g;
+}
+
+template <typename T>
+void layer_norm_impl(const Tensor& x, const RowGeometry& g, const Tensor& weight,
+                     const Tensor& bias, double eps, Tensor& out, Tensor& mean, Tensor& rstd) {
+  const Tensor xc = raw::contiguous(x);
+  const Tensor wc = weight.defined() ? raw::contiguous(weight) : Tensor();  // [D]
+  const Tensor bc = bias.defined() ? raw::contiguous(bias) : Tensor();      // [D]
+  const T* xp = xc.data_ptr<T>();
+  const T* wp = wc.defined() ? wc.data_ptr<T>() : nullptr;
+  const T* bp = bc.defined() ? bc.data_ptr<T>() : nullptr;
+  detail::OutBuffer ob(out), mb(mean), rb(rstd);
+  T* yp = ob.data<T>();
+  T* mean_p = mean.defined() ? mb.data<T>() : nullptr;  // [M] or skipped
+  T* rstd_p = rstd.defined() ? rb.data<T>() : nullptr;  // [M] or skipped
+#pragma omp parallel for schedule(static) if (g.M > 1 && g.M * g.D > kParallelWork)
+  for (int64_t r = 0; r < g.M; ++r) {
+    const T* row = xp + r * g.D;
+    double sum = 0;
+    for (int64_t j = 0; j < g.D; ++j)
+      sum += row[j];
+    const double mu = sum / static_cast<double>(g.D);
+    double sq = 0;
+    for (int64_t j = 0; j < g.D; ++j)
+      sq += (row[j] - mu) * (row[j] - mu);
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(g.D) + eps);
+    if (mean_p) mean_p[r] = static_cast<T>(mu);
+    if (rstd_p) rstd_p[r] = static_cast<T>(inv);
+    const T mu_t = static_cast<T>(mu), inv_t = static_cast<T>(inv);
+    T* y = yp + r * g.D;
+    for (int64_t j = 0; j < g.D; ++j) {
+      const T xhat = (row[j] - mu_t) * inv_t;
+      y[j] = (wp ? xhat * wp[j] : xhat) + (bp ? bp[j] : T(0));
+    }
+  }
+  ob.commit();
+  mb.commit();
+  rb.commit();
+}
+
+template <typename T>
+void layer_norm_backward_impl(const Tensor& grad_out, const Tensor& x, const RowGeometry& g,
+                              const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                              Tensor& grad_x, Tensor& grad_w, Tensor& grad_b) {
+  const Tensor xc = raw::contiguous(x), gc = raw::contiguous(grad_out);     // [M, D]
+  const Tensor mc = raw::contiguous(mean), rc = raw::contiguous(rstd);      // [M]
+  const Tensor wc = weight.defined() ? raw::contiguous(weight) : Tensor();  // [D]
+  const T* xp = xc.data_ptr<T>();
+  const T* gp = gc.data_ptr<T>();
+  const T* wp = wc.defined() ? wc.data_ptr<T>() : nullptr;
+  const T* mean_p = mc.data_ptr<T>();
+  const T* rstd_p = rc.data_ptr<T>();
+  const bool need_wb = grad_w.defined() || grad_b.defined();
+  const bool parallel = g.M > 1 && g.M * g.D > kParallelWork;
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  // Thread t's partial sums over its rows: [t][0..D) of g*xhat, then [t][D..2D) of g.
+  std::vector<double> partial(need_wb ? threads * 2 * g.D : 0, 0.0);
+  detail::OutBuffer gx(grad_x), gw(grad_w), gb(grad_b);
+  T* dx_p = grad_x.defined() ? gx.data<T>() : nullptr;  // [M, D] or skipped
+
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    double* pw = need_wb ? partial.data() + omp_get_thread_num() * 2 * g.D : nullptr;
+    double* pb = need_wb ? pw + g.D : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < g.M; ++r) {
+      const T* xr = xp + r * g.D;
+      const T* gr = gp + r * g.D;
+      const T mu = mean_p[r], inv = rstd_p[r];
+      if (need_wb) {
+        for (int64_t j = 0; j < g.D; ++j) {
+          pw[j] += gr[j] * ((xr[j] - mu) * inv);
+          pb[j] += gr[j];
+        }
+      }
+      if (!dx_p) continue;
+      // With gw = g * w: dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)).
+      double sum_gw = 0, sum_gw_xhat = 0;
+      for (int64_t j = 0; j < g.D; ++j) {
+        const double gwj = wp ? gr[j] * wp[j] : gr[j];
+        sum_gw += gwj;
+        sum_gw_xhat += gwj * ((xr[j] - mu) * inv);
+      }
+      const T mean_gw = static_cast<T>(sum_gw / g.D);
+      const T mean_gw_xhat = static_cast<T>(sum_gw_xhat / g.D);
+      T* dx = dx_p + r * g.D;
+      for (int64_t j = 0; j < g.D; ++j) {
+        const T gwj = wp ? gr[j] * wp[j] : gr[j];
+        dx[j] = inv * (gwj - mean_gw - (xr[j] - mu) * inv * mean_gw_xhat);
+      }
+    }
+  }
+  // Sum the partials thread by thread (a fixed order: the same result on every run).
+  for (int64_t j = 0; j < g.D && need_wb; ++j) {
+    double sw = 0, sb = 0;
+    for (int t = 0; t < threads; ++t) {
+      sw += partial[t * 2 * g.D + j];
+      sb += partial[t * 2 * g.D + g.D + j];
+    }
+    if (grad_w.defined()) gw.data<T>()[j] = static_cast<T>(sw);
+    if (grad_b.defined()) gb.data<T>()[j] = static_cast<T>(sb);
+  }
+  gx.commit();
+  gw.commit();
+  gb.commit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropout
+// ---------------------------------------------------------------------------------------------
+
+// The uniform of element i: 24 bits of the first Philox word for float32, 53 bits of the first
+// two for float64. The mask compares it with p in the same type (`u >= T(p)`), so a GPU kernel
+// drawing the same counter makes the same decision.
+inline float dropout_uniform(const PhiloxOut& r, float) {
+  return uniform_float(r.v[0]);
+}
+inline double dropout_uniform(const PhiloxOut& r, double) {
+  return uniform_double(r.v[0], r.v[1]);
+}
+
+// 1 / (1 - p); 0 when p == 1, where every element is dropped and the output is all zeros.
+double keep_scale(double p) {
+  return p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+}
+
+void check_probability(double p, const char* op) {
+  SELFSUP_CHECK(p >= 0.0 && p <= 1.0, op, ": probability p must be in [0, 1], got ", p);
+}
+
+template <typename T>
+void dropout_impl(const Tensor& x, double p, uint64_t seed, uint64_t first, Tensor& out,
+                  Tensor& mask) {
+  const Tensor xc = raw::contiguous(x);
+  const T* xp = xc.data_ptr<T>();
+  detail::OutBuffer ob(out), mb(mask);
+  T* yp = ob.data<T>();
+  uint8_t* mp = mb.data<uint8_t>();
+  const T threshold = static_cast<T>(p), scale = static_cast<T>(keep_scale(p));
+  const int64_t n = x.numel();
+#pragma omp parallel for schedule(static) if (n > kParallelWork / 4)
+  for (int64_t i = 0; i < n; ++i) {
+    const bool keep = dropout_uniform(philox4x32(seed, first + i), T{}) >= threshold;
+    mp[i] = keep ? 1 : 0;
+    yp[i] = keep ? xp[i] * scale : T(0);
+  }
+  ob.commit();
+  mb.commit();
+}
+
+template <typename T>
+void dropout_backward_impl(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x) {
+  const Tensor gc = raw::contiguous(grad_out), mc = raw::contiguous(mask);
+  const T* gp = gc.data_ptr<T>();
+  const uint8_t* mp = mc.data_ptr<uint8_t>();
+  detail::OutBuffer ob(grad_x);
+  T* dx = ob.data<T>();
+  const T scale = static_cast<T>(keep_scale(p));
+  const int64_t n = grad_out.numel();
+#pragma omp parallel for schedule(static) if (n > kParallelWork)
+  for (int64_t i = 0; i < n; ++i)
+    dx[i] = mp[i] ? gp[i] * scale : T(0);
+  ob.commit();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                Tensor& running_var, bool training, double momentum, double eps, Tensor& out,
+                Tensor& save_mean, Tensor& save_invstd) {
+  const char* op = "batch_norm";
+  const ChannelGeometry g = channel_geometry(x, op, "input");
+  const Shape cshape{g.C};
+  check_param(weight, x, cshape, op, "weight");
+  check_param(bias, x, cshape, op, "bias");
+  check_param(running_mean, x, cshape, op, "running_mean");
+  check_param(running_var, x, cshape, op, "running_var");
+  SELFSUP_CHECK(running_mean.defined() == running_var.defined(), op,
+                ": running_mean and running_var must both be given or both be undefined");
+  SELFSUP_CHECK(training || running_mean.defined(), op,
+                ": eval mode needs running_mean and running_var");
+  SELFSUP_CHECK(!training || g.count() > 1, op,
+                ": training needs more than 1 value per channel, got input ", shape_str(x.shape()));
+  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
+  detail::check_dtype_cpu(out, x.dtype(), op, "out");
+  detail::check_shape(out, x.shape(), op, "out");
+  if (save_mean.defined()) check_param(save_mean, x, cshape, op, "save_mean");
+  if (save_invstd.defined()) check_param(save_invstd, x, cshape, op, "save_invstd");
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
+    const ChannelParam<T> b{bias.defined() ? raw::contiguous(bias) : Tensor(), T(0)};
+    batch_norm_impl<T>(x, g, w, b, running_mean, running_var, training, momentum, eps, out,
+                       save_mean, save_invstd);
+  });
+}
+
+void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
+                         Tensor& grad_w, Tensor& grad_b) {
+  const char* op = "batch_norm_backward";
+  const ChannelGeometry g = channel_geometry(x, op, "input");
+  const Shape cshape{g.C};
+  detail::check_dtype_cpu(grad_out, x.dtype(), op, "grad_out");
+  detail::check_shape(grad_out, x.shape(), op, "grad_out");
+  check_param(weight, x, cshape, op, "weight");
+  SELFSUP_CHECK(save_mean.defined() && save_invstd.defined(), op,
+                ": save_mean and save_invstd are required");
+  check_param(save_mean, x, cshape, op, "save_mean");
+  check_param(save_invstd, x, cshape, op, "save_invstd");
+  if (grad_x.defined()) {
+    detail::check_dtype_cpu(grad_x, x.dtype(), op, "grad_x");
+    detail::check_shape(grad_x, x.shape(), op, "grad_x");
+  }
+  check_param(grad_w, x, cshape, op, "grad_w");
+  check_param(grad_b, x, cshape, op, "grad_b");
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
+    batch_norm_backward_impl<T>(grad_out, x, g, w, save_mean, save_invstd, grad_x, grad_w, grad_b);
+  });
+}
+
+void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
+                              const Tensor& save_invstd, Tensor& grad_x) {
+  const char* op = "batch_norm_eval_backward";
+  const ChannelGeometry g = channel_geometry(grad_out, op, "grad_out");
+  const Shape cshape{g.C};
+  check_param(weight, grad_out, cshape, op, "weight");
+  SELFSUP_CHECK(save_invstd.defined(), op, ": save_invstd is required");
+  check_param(save_invstd, grad_out, cshape, op, "save_invstd");
+  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
+  detail::check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  dispatch_float(grad_out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
+    const Tensor gc = raw::contiguous(grad_out), ic = raw::contiguous(save_invstd);
+    const T* gp = gc.data_ptr<T>();      // [N, C, S]
+    const T* invstd = ic.data_ptr<T>();  // [C]
+    detail::OutBuffer ob(grad_x);
+    T* dx = ob.data<T>();  // [N, C, S]
+#pragma omp parallel for schedule(static) if (g.C > 1 && g.C * g.count() > kParallelWork)
+    for (int64_t c = 0; c < g.C; ++c)
+      channel_affine(gp, g, c, static_cast<T>(w[c] * invstd[c]), T(0), dx);
+    ob.commit();
+  });
+}
+
+void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
+                double eps, Tensor& out, Tensor& mean, Tensor& rstd) {
+  const char* op = "layer_norm";
+  const RowGeometry g = row_geometry(x, normalized_ndim, op);
+  check_param(weight, x, g.row_shape, op, "weight");
+  check_param(bias, x, g.row_shape, op, "bias");
+  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
+  detail::check_dtype_cpu(out, x.dtype(), op, "out");
+  detail::check_shape(out, x.shape(), op, "out");
+  check_param(mean, x, g.stat_shape, op, "mean");
+  check_param(rstd, x, g.stat_shape, op, "rstd");
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_impl<T>(x, g, weight, bias, eps, out, mean, rstd);
+  });
+}
+
+void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normalized_ndim,
+                         const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                         Tensor& grad_x, Tensor& grad_w, Tensor& grad_b) {
+  const char* op = "layer_norm_backward";
+  const RowGeometry g = row_geometry(x, normalized_ndim, op);
+  detail::check_dtype_cpu(grad_out, x.dtype(), op, "grad_out");
+  detail::check_shape(grad_out, x.shape(), op, "grad_out");
+  check_param(weight, x, g.row_shape, op, "weight");
+  SELFSUP_CHECK(mean.defined() && rstd.defined(), op, ": mean and rstd are required");
+  check_param(mean, x, g.stat_shape, op, "mean");
+  check_param(rstd, x, g.stat_shape, op, "rstd");
+  if (grad_x.defined()) {
+    detail::check_dtype_cpu(grad_x, x.dtype(), op, "grad_x");
+    detail::check_shape(grad_x, x.shape(), op, "grad_x");
+  }
+  check_param(grad_w, x, g.row_shape, op, "grad_w");
+  check_param(grad_b, x, g.row_shape, op, "grad_b");
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_backward_impl<T>(grad_out, x, g, weight, mean, rstd, grad_x, grad_w, grad_b);
+  });
+}
+
+void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mask) {
+  const char* op = "dropout";
+  detail::check_float_cpu(x, op, "input");
+  check_probability(p, op);
+  detail::check_dtype_cpu(out, x.dtype(), op, "out");
+  detail::check_shape(out, x.shape(), op, "out");
+  detail::check_dtype_cpu(mask, kUInt8, op, "mask");
+  detail::check_shape(mask, x.shape(), op, "mask");
+  // The draw always consumes numel counters, whatever p: the stream position after a dropout
+  // depends only on how many elements it saw.
+  const uint64_t seed = gen.seed();
+  const uint64_t first = gen.advance(static_cast<uint64_t>(x.numel()));
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    dropout_impl<T>(x, p, seed, first, out, mask);
+  });
+}
+
+void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x) {
+  const char* op = "dropout_backward";
+  detail::check_float_cpu(grad_out, op, "grad_out");
+  check_probability(p, op);
+  detail::check_dtype_cpu(mask, kUInt8, op, "mask");
+  detail::check_shape(mask, grad_out.shape(), op, "mask");
+  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
+  detail::check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  dispatch_float(grad_out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    dropout_backward_impl<T>(grad_out, mask, p, grad_x);
+  });
+}
+
+}  // namespace selfsup::cpu
