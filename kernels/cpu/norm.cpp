@@ -339,14 +339,11 @@ void layer_norm_backward_impl(const Tensor& grad_out, const Tensor& x, const Row
 // Dropout
 // ---------------------------------------------------------------------------------------------
 
-// The uniform of element i: 24 bits of the first Philox word for float32, 53 bits of the first
-// two for float64. The mask compares it with p in the same type (`u >= T(p)`), so a GPU kernel
-// drawing the same counter makes the same decision.
-inline float dropout_uniform(const PhiloxOut& r, float) {
-  return uniform_float(r.v[0]);
-}
-inline double dropout_uniform(const PhiloxOut& r, double) {
-  return uniform_double(r.v[0], r.v[1]);
+// Element i is kept when uniform_float(first Philox word) >= float(p), whatever the tensor's
+// dtype: the mask is a coin flip, not data, so float32 and float64 runs (and a GPU kernel
+// drawing the same counter) drop the same elements.
+inline bool dropout_keep(uint64_t seed, uint64_t counter, float p) {
+  return uniform_float(philox4x32(seed, counter).v[0]) >= p;
 }
 
 // 1 / (1 - p); 0 when p == 1, where every element is dropped and the output is all zeros.
@@ -366,11 +363,12 @@ void dropout_impl(const Tensor& x, double p, uint64_t seed, uint64_t first, Tens
   detail::OutBuffer ob(out), mb(mask);
   T* yp = ob.data<T>();
   uint8_t* mp = mb.data<uint8_t>();
-  const T threshold = static_cast<T>(p), scale = static_cast<T>(keep_scale(p));
+  const float threshold = static_cast<float>(p);
+  const T scale = static_cast<T>(keep_scale(p));
   const int64_t n = x.numel();
 #pragma omp parallel for schedule(static) if (n > kParallelWork / 4)
   for (int64_t i = 0; i < n; ++i) {
-    const bool keep = dropout_uniform(philox4x32(seed, first + i), T{}) >= threshold;
+    const bool keep = dropout_keep(seed, first + i, threshold);
     mp[i] = keep ? 1 : 0;
     yp[i] = keep ? xp[i] * scale : T(0);
   }

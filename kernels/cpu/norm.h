@@ -31,9 +31,10 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                          Tensor& grad_x, Tensor& grad_w, Tensor& grad_b);
 
-// Inverted dropout: out = x * mask / (1 - p), mask[i] = (uniform_i >= p) from the Philox stream
-// of gen (element i uses counter gen.offset() + i, as core/random.h describes, so the GPU can
-// draw the same mask). mask is uint8 with x's shape.
+// Inverted dropout: out = x * mask / (1 - p), mask[i] = (uniform_float(word 0) >= float(p)) from
+// the Philox stream of gen (element i uses counter gen.offset() + i, as core/random.h describes)
+// for every dtype, so float32, float64 and the GPU draw the same mask. mask is uint8 with x's
+// shape.
 void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mask);
 // grad_x = grad_out * mask / (1 - p)
 void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x);
