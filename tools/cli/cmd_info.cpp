@@ -33,7 +33,7 @@ const std::vector<std::string> kFashionMnistFiles = {
 // ---------------------------------------------------------------- the facts
 
 struct BuildInfo {
-  std::string type;  // from the optimizer and NDEBUG macros (CMake does not pass its name)
+  std::string type;  // CMake's build type, the vector extensions compiled for, NDEBUG
   bool cuda_backend = false;
   std::string compiler;  // "GCC 12.2.0"
   std::string cxx_standard;
@@ -65,13 +65,16 @@ struct InfoReport {
 };
 
 std::string build_type() {
-#if defined(__OPTIMIZE__)
-  std::string type = "optimized";
-#else
-  std::string type = "not optimized";
+  std::string type = SELFSUP_BUILD_TYPE;
+  if (type.empty()) type = "(none)";
+#if defined(__AVX2__)
+  type += ", AVX2";
+#endif
+#if defined(__FMA__)
+  type += ", FMA";
 #endif
 #if defined(NDEBUG)
-  return type + ", assertions off (NDEBUG)";
+  return type + ", assertions off";
 #else
   return type + ", assertions on";
 #endif
