@@ -170,6 +170,25 @@ void eigen_gemm_any(const T* a, const MatrixLayout& la, const T* b, const Matrix
 // parallelise such a product well); above it, and with fewer matrices than threads, each
 // product runs on all threads in turn.
 constexpr int64_t kSmallGemmMacs = 128 * 128 * 128;
+// Below this many multiply-adds a product (or a whole batch) runs on one thread: it takes
+// ~100 us, so threads would save little, and on a busy machine a descheduled team member stalls the
+// whole product at Eigen's barrier for a scheduler time slice (milliseconds).
+constexpr int64_t kSerialGemmMacs = 1 << 20;
+
+// Sets the calling thread's OpenMP team size for the guard's lifetime. The nthreads ICV is
+// per thread, so other threads (and their matmuls) are unaffected.
+class OmpThreadLimit {
+ public:
+  explicit OmpThreadLimit(int threads) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~OmpThreadLimit() { omp_set_num_threads(saved_); }
+  OmpThreadLimit(const OmpThreadLimit&) = delete;
+  OmpThreadLimit& operator=(const OmpThreadLimit&) = delete;
+
+ private:
+  int saved_;
+};
 
 // out [B, M, N] contiguous; a [B, M, K] and b [B, K, N] any strides (B = 1 and no batch dim for
 // matmul).
@@ -188,12 +207,17 @@ void eigen_batched(const Tensor& a, const Tensor& b, T* out, int64_t batch, int6
     eigen_gemm_any(a0 + i * ma.batch_stride, ma.layout, b0 + i * mb.batch_stride, mb.layout,
                    out + i * m * n, m, n, k);
   };
-  const bool split_batch =
-      batch > 1 && (m * n * k <= kSmallGemmMacs || batch >= omp_get_max_threads());
+  const int64_t macs = m * n * k;
+  const bool split_batch = batch > 1 && batch * macs >= kSerialGemmMacs &&
+                           (macs <= kSmallGemmMacs || batch >= omp_get_max_threads());
   if (split_batch) {
     // Inside this parallel region Eigen sees omp_get_num_threads() > 1 and stays
     // single-threaded, so the threads are not oversubscribed.
 #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i)
+      product(i);
+  } else if (macs < kSerialGemmMacs) {
+    OmpThreadLimit one_thread(1);
     for (int64_t i = 0; i < batch; ++i)
       product(i);
   } else {
