@@ -395,6 +395,9 @@ TEST(Geometry, RandomResizedCropBoxesStayInsideAndInRange) {
     ASSERT_LE(b.top + b.height, 29);
     ASSERT_LE(b.left + b.width, 23);
     // Rounding each side to whole pixels moves the area a little.
+    // The aspect ratio, up to half a pixel of rounding on each side, lies in the range.
+    EXPECT_LE((b.width - 0.5) / (b.height + 0.5), 4.0 / 3.0);
+    EXPECT_GE((b.width + 0.5) / (b.height - 0.5), 0.75);
     const double frac = static_cast<double>(b.height * b.width) / (29.0 * 23.0);
     EXPECT_GE(frac, 0.2 * 0.85);
     EXPECT_LE(frac, 0.6 * 1.15);
@@ -524,6 +527,48 @@ TEST(Color, HueRotatesPrimariesAndRoundTrips) {
   adjust_hue_(gray, 0.3f);
   for (float v : gray.data)
     EXPECT_NEAR(v, 0.4f, 1e-6f);
+}
+
+// torchvision's _rgb2hsv / _hsv2rgb, transcribed literally (with its s = cr / maxc and the
+// clamped p, q, t), as the reference for the algebraically simplified adjust_hue_.
+void hue_reference(float& r, float& g, float& b, float shift) {
+  const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
+  const bool eqc = maxc == minc;
+  const float cr = maxc - minc;
+  const float s = cr / (eqc ? 1.0f : maxc);
+  const float div = eqc ? 1.0f : cr;
+  const float rc = (maxc - r) / div, gc = (maxc - g) / div, bc = (maxc - b) / div;
+  const float hr = (maxc == r) ? bc - gc : 0.0f;
+  const float hg = (maxc == g && maxc != r) ? 2.0f + rc - bc : 0.0f;
+  const float hb = (maxc != g && maxc != r) ? 4.0f + gc - rc : 0.0f;
+  float h = std::fmod((hr + hg + hb) / 6.0f + 1.0f, 1.0f);
+  h = std::fmod(h + shift + 1.0f, 1.0f);
+  const float v = maxc;
+  const float i = std::floor(h * 6.0f), f = h * 6.0f - i;
+  const int sector = static_cast<int>(i) % 6;
+  auto clamp = [](float x) { return std::min(1.0f, std::max(0.0f, x)); };
+  const float p = clamp(v * (1.0f - s)), q = clamp(v * (1.0f - s * f)),
+              t = clamp(v * (1.0f - s * (1.0f - f)));
+  const float rs[6] = {v, q, p, p, t, v}, gs[6] = {t, v, v, q, p, p}, bs[6] = {p, p, t, v, v, q};
+  r = rs[sector];
+  g = gs[sector];
+  b = bs[sector];
+}
+
+TEST(Color, HueMatchesTorchvisionsHsvRoundTrip) {
+  const Image img = awkward_image(3, 13, 11, 44);
+  for (float shift : {-0.5f, -0.37f, -0.1f, 0.05f, 0.25f, 0.4999f, 0.5f}) {
+    Image out = img;
+    adjust_hue_(out, shift);
+    const int64_t plane = 13 * 11;
+    for (int64_t i = 0; i < plane; ++i) {
+      float r = img.data[i], g = img.data[plane + i], b = img.data[2 * plane + i];
+      hue_reference(r, g, b, shift);
+      ASSERT_NEAR(out.data[i], r, 2e-5f) << shift << " pixel " << i;
+      ASSERT_NEAR(out.data[plane + i], g, 2e-5f) << shift << " pixel " << i;
+      ASSERT_NEAR(out.data[2 * plane + i], b, 2e-5f) << shift << " pixel " << i;
+    }
+  }
 }
 
 TEST(Color, JitterIsIdentityWhenDisabledAndChangesTheImageOtherwise) {
@@ -703,6 +748,21 @@ TEST(Mask, MasksExactlyMaesCountAndOnlyThosePatches) {
     const auto keep = static_cast<int64_t>(std::floor(total * (1.0 - ratio)));
     EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), total - keep) << gh << "x" << gw;
   }
+  // Uniform over patches: each of 49 is masked with frequency 37/49 over many streams, and
+  // different streams give different masks.
+  std::vector<int> hits(49, 0);
+  std::set<std::string> distinct;  // the masks as byte strings
+  const int draws = 2000;
+  for (int d = 0; d < draws; ++d) {
+    AugRng rng(2, 0, static_cast<uint64_t>(d), 0);
+    const auto mask = random_patch_mask(7, 7, 0.75f, rng);
+    distinct.insert(std::string(mask.begin(), mask.end()));
+    for (int i = 0; i < 49; ++i)
+      hits[i] += mask[i];
+  }
+  EXPECT_GT(distinct.size(), static_cast<size_t>(draws * 0.99));
+  for (int i = 0; i < 49; ++i)  // binomial sd is about 0.0096: 5 sd
+    EXPECT_NEAR(hits[i] / static_cast<double>(draws), 37.0 / 49.0, 0.05) << "patch " << i;
   const Image img = random_image(3, 28, 24, 5);
   AugRng a(8, 0, 0, 0), b(8, 0, 0, 0);
   const MaskedImage m = mask_patches(img, 4, 0.75f, a);

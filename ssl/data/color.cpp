@@ -18,80 +18,64 @@ float clamp01(float x) {
   return std::min(1.0f, std::max(0.0f, x));
 }
 
-// The gray value of pixel i (of h * w): luma for RGB, the channel mean otherwise.
-struct GrayReader {
-  const float* base;
-  int64_t c, plane;
-  float operator()(int64_t i) const {
-    if (c == 3) return 0.2989f * base[i] + 0.587f * base[plane + i] + 0.114f * base[2 * plane + i];
-    float sum = 0.0f;
-    for (int64_t ch = 0; ch < c; ++ch)
-      sum += base[ch * plane + i];
-    return sum / static_cast<float>(c);
-  }
-};
-
-GrayReader gray_of(const Image& img) {
-  return {img.data.data(), img.c, img.h * img.w};
-}
-
-// out = clamp(factor * x + (1 - factor) * other(ch, i)) over every channel and pixel.
-template <typename Other>
-void blend_(Image& img, float factor, Other other) {
+// The gray image into gray[h * w]: luma for RGB, the channel mean for other counts. Whole
+// planes at a time, so the loops vectorise.
+void gray_plane(const Image& img, float* gray) {
   const int64_t plane = img.h * img.w;
-  for (int64_t ch = 0; ch < img.c; ++ch) {
-    float* x = &img.data[static_cast<size_t>(ch * plane)];
+  const float* x = img.data.data();
+  if (img.c == 3) {
     for (int64_t i = 0; i < plane; ++i)
-      x[i] = clamp01(factor * x[i] + (1.0f - factor) * other(i));
-  }
-}
-
-// RGB <-> HSV with h, s, v in [0, 1] (torchvision's _rgb2hsv / _hsv2rgb).
-void rgb_to_hsv(float r, float g, float b, float& h, float& s, float& v) {
-  const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
-  const float delta = maxc - minc;
-  v = maxc;
-  if (delta <= 0.0f) {  // a gray pixel: hue undefined, saturation 0
-    h = 0.0f;
-    s = 0.0f;
+      gray[i] = 0.2989f * x[i] + 0.587f * x[plane + i] + 0.114f * x[2 * plane + i];
     return;
   }
-  s = delta / maxc;
-  float sector;  // hue in sixths of a turn
-  if (maxc == r)
-    sector = (g - b) / delta;
-  else if (maxc == g)
-    sector = 2.0f + (b - r) / delta;
-  else
-    sector = 4.0f + (r - g) / delta;
-  h = sector / 6.0f;
-  if (h < 0.0f) h += 1.0f;
+  std::copy(x, x + plane, gray);
+  for (int64_t ch = 1; ch < img.c; ++ch)
+    for (int64_t i = 0; i < plane; ++i)
+      gray[i] += x[ch * plane + i];
+  const float inv = 1.0f / static_cast<float>(img.c);
+  for (int64_t i = 0; i < plane; ++i)
+    gray[i] *= inv;
 }
 
-void hsv_to_rgb(float h, float s, float v, float& r, float& g, float& b) {
-  const float h6 = h * 6.0f, floor6 = std::floor(h6), f = h6 - floor6;
-  const int sector = static_cast<int>(floor6) % 6;
-  const float p = clamp01(v * (1.0f - s));
-  const float q = clamp01(v * (1.0f - s * f));
-  const float t = clamp01(v * (1.0f - s * (1.0f - f)));
+// Hue shift of one RGB pixel in place, shift6 in sixths of a turn. This is torchvision's
+// RGB -> HSV -> RGB round trip with the algebra done: with v = max, m = min, d = v - m and
+// s = d / v, HSV's p = v (1 - s) is m, q = v (1 - s f) is v - d f and t = v (1 - s (1 - f)) is
+// m + d f, so the only division left is by d.
+void shift_hue(float& r, float& g, float& b, float shift6) {
+  const float v = std::max(r, std::max(g, b)), m = std::min(r, std::min(g, b)), d = v - m;
+  if (d <= 0.0f) return;  // a gray pixel has no hue
+  float h6;               // hue in sixths of a turn, in [-1, 5)
+  if (v == r)
+    h6 = (g - b) / d;
+  else if (v == g)
+    h6 = 2.0f + (b - r) / d;
+  else
+    h6 = 4.0f + (r - g) / d;
+  h6 += shift6;  // now in [-4, 8)
+  if (h6 < 0.0f) h6 += 6.0f;
+  if (h6 >= 6.0f) h6 -= 6.0f;
+  int sector = static_cast<int>(h6);  // h6 >= 0: truncation is floor
+  const float f = h6 - static_cast<float>(sector);
+  if (sector == 6) sector = 0;  // h6 rounded up to 6.0f: f is 0, the start of sector 0
+  const float q = v - d * f, t = m + d * f;
   switch (sector) {
     case 0:
-      r = v, g = t, b = p;
+      r = v, g = t, b = m;
       break;
     case 1:
-      r = q, g = v, b = p;
+      r = q, g = v, b = m;
       break;
     case 2:
-      r = p, g = v, b = t;
+      r = m, g = v, b = t;
       break;
     case 3:
-      r = p, g = q, b = v;
+      r = m, g = q, b = v;
       break;
     case 4:
-      r = t, g = p, b = v;
+      r = t, g = m, b = v;
       break;
     default:
-      r = v, g = p, b = q;
+      r = v, g = m, b = q;
       break;
   }
 }
@@ -114,13 +98,10 @@ int64_t reflect_index(int64_t i, int64_t n) {
 void to_grayscale_(Image& img) {
   check_image("to_grayscale", img);
   if (img.c == 1) return;
-  const GrayReader gray = gray_of(img);
   const int64_t plane = img.h * img.w;
-  for (int64_t i = 0; i < plane; ++i) {
-    const float g = gray(i);
-    for (int64_t ch = 0; ch < img.c; ++ch)
-      img.data[static_cast<size_t>(ch * plane + i)] = g;
-  }
+  gray_plane(img, img.data.data());  // the first plane is read before it is written
+  for (int64_t ch = 1; ch < img.c; ++ch)
+    std::copy(img.data.begin(), img.data.begin() + plane, img.data.begin() + ch * plane);
 }
 
 void adjust_brightness_(Image& img, float factor) {
@@ -132,28 +113,29 @@ void adjust_brightness_(Image& img, float factor) {
 void adjust_contrast_(Image& img, float factor) {
   SELFSUP_CHECK(factor >= 0.0f, "adjust_contrast: factor ", factor, " must be >= 0");
   check_image("adjust_contrast", img);
-  const GrayReader gray = gray_of(img);
-  const int64_t plane = img.h * img.w;
+  std::vector<float> gray(static_cast<size_t>(img.h * img.w));
+  gray_plane(img, gray.data());
   double sum = 0.0;
-  for (int64_t i = 0; i < plane; ++i)
-    sum += gray(i);
-  const float mean = static_cast<float>(sum / static_cast<double>(plane));
-  blend_(img, factor, [mean](int64_t) { return mean; });
+  for (float g : gray)
+    sum += g;
+  const float offset = (1.0f - factor) * static_cast<float>(sum / static_cast<double>(gray.size()));
+  for (float& x : img.data)
+    x = clamp01(factor * x + offset);
 }
 
 void adjust_saturation_(Image& img, float factor) {
   SELFSUP_CHECK(factor >= 0.0f, "adjust_saturation: factor ", factor, " must be >= 0");
   check_image("adjust_saturation", img);
   if (img.c == 1) return;
-  // Blend one pixel at a time: every channel of a pixel must see the gray of the original.
-  const GrayReader gray = gray_of(img);
   const int64_t plane = img.h * img.w;
-  for (int64_t i = 0; i < plane; ++i) {
-    const float g = gray(i);
-    for (int64_t ch = 0; ch < img.c; ++ch) {
-      float& x = img.data[static_cast<size_t>(ch * plane + i)];
-      x = clamp01(factor * x + (1.0f - factor) * g);
-    }
+  std::vector<float> gray(static_cast<size_t>(plane));
+  gray_plane(img, gray.data());
+  for (float& g : gray)
+    g *= 1.0f - factor;
+  for (int64_t ch = 0; ch < img.c; ++ch) {
+    float* x = pixel_ptr(img, ch, 0, 0);
+    for (int64_t i = 0; i < plane; ++i)
+      x[i] = clamp01(factor * x[i] + gray[i]);
   }
 }
 
@@ -166,16 +148,13 @@ void adjust_hue_(Image& img, float shift) {
   float* r = img.data.data();
   float* g = r + plane;
   float* b = g + plane;
-  for (int64_t i = 0; i < plane; ++i) {
-    float h, s, v;
-    rgb_to_hsv(r[i], g[i], b[i], h, s, v);
-    h += shift;
-    h -= std::floor(h);
-    hsv_to_rgb(h, s, v, r[i], g[i], b[i]);
-  }
+  for (int64_t i = 0; i < plane; ++i)
+    shift_hue(r[i], g[i], b[i], 6.0f * shift);
 }
 
 void solarize_(Image& img, float threshold) {
+  // A conditional store (GCC will not vectorise the select under -ftrapping-math); on natural
+  // images neighbouring pixels fall on the same side, so the branch predicts well.
   for (float& x : img.data)
     x = x >= threshold ? 1.0f - x : x;
 }
@@ -189,7 +168,7 @@ void normalize_(Image& img, const std::vector<float>& mean, const std::vector<fl
   for (int64_t ch = 0; ch < img.c; ++ch) {
     const float m = mean[static_cast<size_t>(n == 1 ? 0 : ch)];
     const float inv = 1.0f / stdev[static_cast<size_t>(n == 1 ? 0 : ch)];
-    float* x = &img.data[static_cast<size_t>(ch * plane)];
+    float* x = pixel_ptr(img, ch, 0, 0);
     for (int64_t i = 0; i < plane; ++i)
       x[i] = (x[i] - m) * inv;
   }
@@ -215,30 +194,32 @@ Image gaussian_blur(const Image& img, int64_t kernel_size, float sigma) {
   check_image("gaussian_blur", img);
   const std::vector<float> k = gaussian_kernel1d(kernel_size, sigma);
   const int64_t r = kernel_size / 2, h = img.h, w = img.w;
-  // Source index of every padded position, so the inner loops carry no edge tests.
-  std::vector<int64_t> src_x(static_cast<size_t>(w + 2 * r)), src_y(static_cast<size_t>(h + 2 * r));
+  // Horizontal pass: copy each row into a reflect-padded buffer once, then every tap is a
+  // shifted contiguous multiply-add over the row (vectorises; no edge tests inside).
+  std::vector<int64_t> src_x(static_cast<size_t>(w + 2 * r));
   for (int64_t i = 0; i < w + 2 * r; ++i)
     src_x[static_cast<size_t>(i)] = reflect_index(i - r, w);
-  for (int64_t i = 0; i < h + 2 * r; ++i)
-    src_y[static_cast<size_t>(i)] = reflect_index(i - r, h);
-
-  Image rows(img.c, h, w);  // horizontal pass
+  std::vector<float> padded(static_cast<size_t>(w + 2 * r));
+  Image rows(img.c, h, w, 0.0f);  // [c, h, w]
   for (int64_t row = 0; row < img.c * h; ++row) {
-    const float* src = &img.data[static_cast<size_t>(row * w)];
-    float* dst = &rows.data[static_cast<size_t>(row * w)];
-    for (int64_t x = 0; x < w; ++x) {
-      float acc = 0.0f;
-      for (int64_t t = 0; t < kernel_size; ++t)
-        acc += k[static_cast<size_t>(t)] * src[src_x[static_cast<size_t>(x + t)]];
-      dst[x] = acc;
+    const float* src = img.data.data() + row * w;
+    float* dst = rows.data.data() + row * w;
+    for (int64_t i = 0; i < w + 2 * r; ++i)
+      padded[static_cast<size_t>(i)] = src[src_x[static_cast<size_t>(i)]];
+    for (int64_t t = 0; t < kernel_size; ++t) {
+      const float kt = k[static_cast<size_t>(t)];
+      const float* p = padded.data() + t;
+      for (int64_t x = 0; x < w; ++x)
+        dst[x] += kt * p[x];
     }
   }
-  Image out(img.c, h, w, 0.0f);  // vertical pass, whole rows at a time (vectorises over x)
+  // Vertical pass: whole rows at a time, the reflected row chosen per tap.
+  Image out(img.c, h, w, 0.0f);  // [c, h, w]
   for (int64_t ch = 0; ch < img.c; ++ch) {
     for (int64_t y = 0; y < h; ++y) {
       float* dst = pixel_ptr(out, ch, y, 0);
       for (int64_t t = 0; t < kernel_size; ++t) {
-        const float* src = pixel_ptr(rows, ch, src_y[static_cast<size_t>(y + t)], 0);
+        const float* src = pixel_ptr(rows, ch, reflect_index(y + t - r, h), 0);
         const float kt = k[static_cast<size_t>(t)];
         for (int64_t x = 0; x < w; ++x)
           dst[x] += kt * src[x];

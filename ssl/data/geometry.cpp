@@ -17,12 +17,14 @@ using detail::pixel_ptr;
 // =============================================================================================
 namespace {
 
-// The filter taps of one axis: output sample o reads input samples first[o] .. first[o] +
-// count[o] - 1 with weights weight[o * max_taps + t], which sum to 1.
+// The filter taps of one axis, the same number for every output sample: output o reads input
+// samples first[o] .. first[o] + taps - 1 with weights weight[t * out_len + o], which sum to 1
+// (unused taps weigh 0). Tap-major weights let the passes run one tap over a whole row at a
+// time: independent multiply-adds instead of a short dependent chain per output.
 struct AxisTaps {
-  std::vector<int64_t> first, count;
+  std::vector<int64_t> first;
   std::vector<float> weight;
-  int64_t max_taps = 0;
+  int64_t taps = 0;
 };
 
 // Triangle filter from input samples [in_start, in_start + in_len) to out_len samples, pixel
@@ -32,31 +34,31 @@ struct AxisTaps {
 AxisTaps triangle_taps(int64_t in_start, int64_t in_len, int64_t out_len) {
   const double scale = static_cast<double>(in_len) / static_cast<double>(out_len);
   const double support = std::max(scale, 1.0);
+  // Input x (centre x + 0.5) has a positive weight when |x + 0.5 - centre| < support.
+  auto lo_of = [&](double center) {
+    return std::max<int64_t>(0, static_cast<int64_t>(std::floor(center - support - 0.5)) + 1);
+  };
+  auto hi_of = [&](double center) {
+    return std::min<int64_t>(in_len, static_cast<int64_t>(std::ceil(center + support - 0.5)));
+  };
+  auto center_of = [&](int64_t o) { return (static_cast<double>(o) + 0.5) * scale; };
   AxisTaps taps;
-  taps.max_taps = static_cast<int64_t>(std::ceil(2.0 * support)) + 3;
-  taps.first.resize(out_len);
-  taps.count.resize(out_len);
-  taps.weight.assign(static_cast<size_t>(out_len * taps.max_taps), 0.0f);
+  for (int64_t o = 0; o < out_len; ++o)
+    taps.taps = std::max(taps.taps, hi_of(center_of(o)) - lo_of(center_of(o)));
+  taps.first.resize(static_cast<size_t>(out_len));
+  taps.weight.assign(static_cast<size_t>(out_len * taps.taps), 0.0f);
   for (int64_t o = 0; o < out_len; ++o) {
-    const double center = (static_cast<double>(o) + 0.5) * scale;
-    int64_t lo = std::max<int64_t>(0, static_cast<int64_t>(std::floor(center - support - 0.5)));
-    int64_t hi = std::min<int64_t>(in_len, static_cast<int64_t>(std::ceil(center + support)));
-    // Trim the taps whose weight is zero (e.g. both neighbours at scale 1: an exact copy).
-    auto weight_of = [&](int64_t x) {
-      return std::max(0.0, 1.0 - std::abs(static_cast<double>(x) + 0.5 - center) / support);
-    };
-    while (lo < hi && weight_of(lo) <= 0.0)
-      ++lo;
-    while (hi > lo && weight_of(hi - 1) <= 0.0)
-      --hi;
+    const double center = center_of(o);
+    const int64_t lo = lo_of(center), hi = hi_of(center);
+    // Slide the window left where it would run past the end; the extra taps weigh 0.
+    const int64_t first = std::min(lo, in_len - taps.taps);
     double total = 0.0;
     for (int64_t x = lo; x < hi; ++x)
-      total += weight_of(x);
-    float* w = &taps.weight[static_cast<size_t>(o * taps.max_taps)];
+      total += 1.0 - std::abs(static_cast<double>(x) + 0.5 - center) / support;
     for (int64_t x = lo; x < hi; ++x)
-      w[x - lo] = static_cast<float>(weight_of(x) / total);
-    taps.first[o] = in_start + lo;
-    taps.count[o] = hi - lo;
+      taps.weight[static_cast<size_t>((x - first) * out_len + o)] = static_cast<float>(
+          (1.0 - std::abs(static_cast<double>(x) + 0.5 - center) / support) / total);
+    taps.first[static_cast<size_t>(o)] = in_start + first;
   }
   return taps;
 }
@@ -82,32 +84,30 @@ Image crop_resize(const Image& img, const CropBox& box, int64_t out_h, int64_t o
 
   const AxisTaps tx = triangle_taps(box.left, box.width, out_w);
   const AxisTaps ty = triangle_taps(box.top, box.height, out_h);
-  // Horizontal pass over the box's rows, then vertical pass; both separable.
-  Image rows(img.c, box.height, out_w);  // [c, box.height, out_w]
+  // Horizontal pass over the box's rows, then vertical pass over whole rows (vectorises over x).
+  Image rows(img.c, box.height, out_w, 0.0f);  // [c, box.height, out_w]
   for (int64_t ch = 0; ch < img.c; ++ch) {
     for (int64_t y = 0; y < box.height; ++y) {
-      const float* src = &img.data[static_cast<size_t>((ch * img.h + box.top + y) * img.w)];
-      float* dst = &rows.data[static_cast<size_t>((ch * box.height + y) * out_w)];
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        const float* w = &tx.weight[static_cast<size_t>(ox * tx.max_taps)];
-        const float* s = src + tx.first[ox];
-        float acc = 0.0f;
-        for (int64_t t = 0; t < tx.count[ox]; ++t)
-          acc += w[t] * s[t];
-        dst[ox] = acc;
+      const float* src = pixel_ptr(img, ch, box.top + y, 0);
+      float* dst = pixel_ptr(rows, ch, y, 0);
+      for (int64_t t = 0; t < tx.taps; ++t) {
+        const float* w = &tx.weight[static_cast<size_t>(t * out_w)];
+        const int64_t* first = tx.first.data();
+        for (int64_t ox = 0; ox < out_w; ++ox)
+          dst[ox] += w[ox] * src[first[ox] + t];
       }
     }
   }
-  Image out(img.c, out_h, out_w);  // [c, out_h, out_w]
+  Image out(img.c, out_h, out_w, 0.0f);  // [c, out_h, out_w]
   for (int64_t ch = 0; ch < img.c; ++ch) {
     for (int64_t oy = 0; oy < out_h; ++oy) {
-      float* dst = &out.data[static_cast<size_t>((ch * out_h + oy) * out_w)];
-      const float* w = &ty.weight[static_cast<size_t>(oy * ty.max_taps)];
-      for (int64_t t = 0; t < ty.count[oy]; ++t) {
-        const int64_t y = ty.first[oy] - box.top + t;
-        const float* src = &rows.data[static_cast<size_t>((ch * box.height + y) * out_w)];
+      float* dst = pixel_ptr(out, ch, oy, 0);
+      const int64_t y0 = ty.first[static_cast<size_t>(oy)] - box.top;
+      for (int64_t t = 0; t < ty.taps; ++t) {
+        const float* src = pixel_ptr(rows, ch, y0 + t, 0);
+        const float w = ty.weight[static_cast<size_t>(t * out_h + oy)];
         for (int64_t ox = 0; ox < out_w; ++ox)
-          dst[ox] += w[t] * src[ox];
+          dst[ox] += w * src[ox];
       }
     }
   }

@@ -8,7 +8,7 @@
 //    or MoCo v2's recipe has it, it is kept with a kernel of about 10% of the side
 //    (blur_kernel_size: 3 px for 28 and 32) and sigma in [0.1, 2].
 //  - SimCLR crops at least 20% of a grayscale or sub-32 px image (0.08 on 32 px RGB and up):
-//    an 8% crop of a 28 px garment is a 8x8 patch with little left to match.
+//    an 8% crop of a 28 px garment is an 8x8 patch with little left to match.
 //  - SwAV's local crops are 0.57 of the side (16 px for 28, 18 for 32), like 96/224 and 160/224.
 //  - Colour ops on 1-channel images: saturation, hue and grayscale are no-ops (transforms.h).
 #include <cmath>
