@@ -355,6 +355,22 @@ TEST(Geometry, UpsamplingIsBilinearOnPixelCentres) {
   expect_near_image(crop_resize(img, box, 9, 10), resize(cropped, 9, 10), 1e-6f);
 }
 
+TEST(Geometry, CropResizeReadsOnlyTheBox) {
+  // Poison everything outside the box: one NaN read (even with weight 0) shows in the output.
+  const CropBox box{3, 4, 9, 7};
+  Image img(2, 15, 14, std::nanf(""));
+  const Image inside = random_image(2, 9, 7, 17);
+  for (int64_t ch = 0; ch < 2; ++ch)
+    for (int64_t y = 0; y < 9; ++y)
+      for (int64_t x = 0; x < 7; ++x)
+        img.at(ch, 3 + y, 4 + x) = inside.at(ch, y, x);
+  for (auto [oh, ow] : {std::pair<int64_t, int64_t>{9, 7}, {20, 13}, {4, 3}, {17, 5}}) {
+    const Image out = crop_resize(img, box, oh, ow);
+    expect_near_image(out, resize(inside, oh, ow), 1e-6f,
+                      std::to_string(oh) + "x" + std::to_string(ow));
+  }
+}
+
 TEST(Geometry, HalvingAveragesWithTheWidenedTriangle) {
   // Shrinking by 2 uses a triangle of half-width 2: interior taps 1/8, 3/8, 3/8, 1/8.
   const Image img = random_image(1, 10, 14, 3);
@@ -569,6 +585,21 @@ TEST(Color, HueMatchesTorchvisionsHsvRoundTrip) {
       ASSERT_NEAR(out.data[2 * plane + i], b, 2e-5f) << shift << " pixel " << i;
     }
   }
+}
+
+TEST(Color, HueWrapsAroundWithoutAJump) {
+  // Pixel (1, 0.5, 0.50000006) has hue -1.2e-7 sixths; a shift of 6e-8 sixths leaves it a hair
+  // below 0, which wraps to 6 - 6e-8 and rounds to 6.0f. That must read as the start of
+  // sector 0 (the pixel barely changes), not the end of sector 5 (blue jumps to 1).
+  Image img(3, 1, 1);
+  img.data = {1.0f, 0.5f, 0.50000006f};
+  adjust_hue_(img, 1e-8f);
+  float r = 1.0f, g = 0.5f, b = 0.50000006f;
+  hue_reference(r, g, b, 1e-8f);
+  EXPECT_NEAR(img.data[0], r, 1e-5f);
+  EXPECT_NEAR(img.data[1], g, 1e-5f);
+  EXPECT_NEAR(img.data[2], b, 1e-5f);
+  EXPECT_NEAR(img.data[2], 0.5f, 1e-5f);
 }
 
 TEST(Color, JitterIsIdentityWhenDisabledAndChangesTheImageOtherwise) {

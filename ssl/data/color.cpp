@@ -44,19 +44,20 @@ void gray_plane(const Image& img, float* gray) {
 void shift_hue(float& r, float& g, float& b, float shift6) {
   const float v = std::max(r, std::max(g, b)), m = std::min(r, std::min(g, b)), d = v - m;
   if (d <= 0.0f) return;  // a gray pixel has no hue
-  float h6;               // hue in sixths of a turn, in [-1, 5)
+  float h6;               // hue in sixths of a turn, in [-1, 5]
   if (v == r)
     h6 = (g - b) / d;
   else if (v == g)
     h6 = 2.0f + (b - r) / d;
   else
     h6 = 4.0f + (r - g) / d;
-  h6 += shift6;  // now in [-4, 8)
+  h6 += shift6;  // now in [-4, 8]
+  // Wrap into [0, 6). The second test also catches a tiny negative that rounded up to 6.0f
+  // when 6 was added, so the order of the two lines matters.
   if (h6 < 0.0f) h6 += 6.0f;
   if (h6 >= 6.0f) h6 -= 6.0f;
-  int sector = static_cast<int>(h6);  // h6 >= 0: truncation is floor
+  const int sector = static_cast<int>(h6);  // h6 >= 0: truncation is floor
   const float f = h6 - static_cast<float>(sector);
-  if (sector == 6) sector = 0;  // h6 rounded up to 6.0f: f is 0, the start of sector 0
   const float q = v - d * f, t = m + d * f;
   switch (sector) {
     case 0:
