@@ -37,13 +37,14 @@ struct InflateGuard {
   ~InflateGuard() { inflateEnd(zs); }
 };
 
-// The uncompressed size a single-member gzip file declares in its last 4 bytes (mod 2^32):
-// only a hint for the first allocation.
+// The first output allocation: the uncompressed size a single-member gzip file declares in its
+// last 4 bytes (mod 2^32), but no more than 64x the input, because a cut or corrupt file's last
+// bytes are not a size. The output grows by doubling past it.
 size_t gzip_size_hint(const std::vector<uint8_t>& in) {
   if (in.size() < 18) return 4096;
   const uint8_t* t = in.data() + in.size() - 4;
   uint32_t isize = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint32_t>(t[3]) << 24);
-  return std::max<size_t>(isize, 4096);
+  return std::clamp<size_t>(isize, 4096, 64 * in.size() + 4096);
 }
 
 bool starts_with_gzip_magic(const uint8_t* p, size_t n) {
