@@ -61,7 +61,8 @@ inline std::vector<uint8_t> random_bytes(size_t n, uint32_t seed, int max_value 
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int> dist(0, max_value);
   std::vector<uint8_t> v(n);
-  for (uint8_t& b : v) b = static_cast<uint8_t>(dist(gen));
+  for (uint8_t& b : v)
+    b = static_cast<uint8_t>(dist(gen));
   return v;
 }
 

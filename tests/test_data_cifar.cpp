@@ -83,7 +83,8 @@ void write_cifar10(const std::string& dir, const std::vector<CifarFile>& train,
 TEST(Cifar10, ReadsAllBatchesInOrder) {
   TempDir dir;
   std::vector<CifarFile> train;
-  for (int b = 0; b < 5; ++b) train.push_back(make_cifar10(b % 3 + 1, b + 1));  // 1,2,3,1,2
+  for (int b = 0; b < 5; ++b)
+    train.push_back(make_cifar10(b % 3 + 1, b + 1));  // 1,2,3,1,2
   CifarFile test = make_cifar10(3, 9);
   write_cifar10(dir.str(), train, test);
   Dataset ds = load_dataset("cifar10", "train", dir.str());
@@ -152,7 +153,8 @@ TEST(Cifar100, UsesTheFineLabel) {
   EXPECT_EQ(ds.num_classes, 100);
   expect_records(ds, {train}, 1);
   bool fine_differs_from_coarse = false;
-  for (int64_t i = 0; i < ds.size(); ++i) fine_differs_from_coarse |= ds.label(i) >= 20;
+  for (int64_t i = 0; i < ds.size(); ++i)
+    fine_differs_from_coarse |= ds.label(i) >= 20;
   EXPECT_TRUE(fine_differs_from_coarse);
   expect_records(load_dataset("cifar100", "test", dir.str()), {test}, 1);
 }

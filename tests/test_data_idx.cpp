@@ -16,7 +16,8 @@ using namespace selfsup::data::testing;
 namespace {
 
 void put_be32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
 std::vector<uint8_t> idx_images(uint32_t n, uint32_t h, uint32_t w,
@@ -51,7 +52,8 @@ void expect_matches(const Dataset& ds, const SmallIdx& ref) {
   ASSERT_EQ(ds.images.shape(), (Shape{7, 1, 5, 3}));
   ASSERT_EQ(ds.labels.shape(), (Shape{7}));
   EXPECT_EQ(ds.images.to_vector<uint8_t>(), ref.pixels);
-  for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(ds.label(i), ref.labels[i]) << i;
+  for (int64_t i = 0; i < 7; ++i)
+    EXPECT_EQ(ds.label(i), ref.labels[i]) << i;
   EXPECT_EQ(ds.num_classes, 10);
 }
 
@@ -93,7 +95,8 @@ TEST(Idx, LoadDatasetFindsGzippedAndRawFiles) {
   // Image i as float [0, 1].
   Image img = train.image(4);
   ASSERT_EQ(img.data.size(), 15u);
-  for (int k = 0; k < 15; ++k) EXPECT_FLOAT_EQ(img.data[k], ref.pixels[4 * 15 + k] / 255.0f);
+  for (int k = 0; k < 15; ++k)
+    EXPECT_FLOAT_EQ(img.data[k], ref.pixels[4 * 15 + k] / 255.0f);
 }
 
 TEST(Idx, WrongMagicNumberNamesFileAndMagic) {
@@ -112,8 +115,8 @@ TEST(Idx, EveryTruncationIsAnError) {
   SmallIdx ref;
   const std::vector<uint8_t> images = ref.images_file(), labels = ref.labels_file();
   // Cut inside the magic, the dims, and the pixels, down to one byte short.
-  for (size_t cut : {size_t{0}, size_t{3}, size_t{6}, size_t{15}, size_t{16}, size_t{40},
-                     images.size() - 1}) {
+  for (size_t cut :
+       {size_t{0}, size_t{3}, size_t{6}, size_t{15}, size_t{16}, size_t{40}, images.size() - 1}) {
     std::vector<uint8_t> part(images.begin(), images.begin() + cut);
     write_file(dir / "img", part);
     expect_error([&] { read_idx_images(dir / "img"); }, {dir / "img", "truncated"});
@@ -212,8 +215,8 @@ TEST(Idx, ImageAndLabelCountsMustAgree) {
   write_file(dir / "train-images-idx3-ubyte", ref.images_file());
   write_file(dir / "train-labels-idx1-ubyte", ref.labels_file());
   expect_error([&] { load_dataset("mnist", "train", dir.str()); },
-               {dir / "train-images-idx3-ubyte", "has 7 images",
-                dir / "train-labels-idx1-ubyte", "has 6 labels"});
+               {dir / "train-images-idx3-ubyte", "has 7 images", dir / "train-labels-idx1-ubyte",
+                "has 6 labels"});
 }
 
 TEST(Idx, MissingDatasetSaysWhereAndHowToInstall) {
@@ -240,7 +243,8 @@ TEST(Idx, RealFashionMnistTestSplit) {
   EXPECT_EQ(ds.images.shape(), (Shape{10000, 1, 28, 28}));
   EXPECT_EQ(ds.num_classes, 10);
   std::vector<int64_t> per_class(10, 0);
-  for (int64_t i = 0; i < ds.size(); ++i) ++per_class[ds.label(i)];
+  for (int64_t i = 0; i < ds.size(); ++i)
+    ++per_class[ds.label(i)];
   EXPECT_EQ(per_class, std::vector<int64_t>(10, 1000));
   // Real pixels: the first image has a black background and bright parts.
   const uint8_t* px = ds.images.data_ptr<uint8_t>();

@@ -92,8 +92,8 @@ void expect_resize_matches_naive(const Hwc& src, int oh, int ow) {
   resize_bilinear(src.px.data(), src.h, src.w, src.c, got.data(), oh, ow);
   const std::vector<double> want = naive_resize(src, oh, ow);
   for (size_t k = 0; k < got.size(); ++k) {
-    ASSERT_NEAR(got[k], want[k], 0.51) << src.h << "x" << src.w << " -> " << oh << "x" << ow
-                                       << " at " << k;
+    ASSERT_NEAR(got[k], want[k], 0.51)
+        << src.h << "x" << src.w << " -> " << oh << "x" << ow << " at " << k;
   }
 }
 
@@ -114,7 +114,8 @@ TEST(Resize, SameSizeIsExactAndPlanar) {
   resize_bilinear(src.px.data(), 7, 5, 3, out.data(), 7, 5);
   for (int ch = 0; ch < 3; ++ch) {
     for (int y = 0; y < 7; ++y) {
-      for (int x = 0; x < 5; ++x) ASSERT_EQ(out[(ch * 7 + y) * 5 + x], src.at(y, x, ch));
+      for (int x = 0; x < 5; ++x)
+        ASSERT_EQ(out[(ch * 7 + y) * 5 + x], src.at(y, x, ch));
     }
   }
 }
@@ -130,7 +131,8 @@ TEST(Resize, ConstantStaysConstant) {
   Hwc src{31, 19, 1, std::vector<uint8_t>(31 * 19, 77)};
   std::vector<uint8_t> out(11 * 43);
   resize_bilinear(src.px.data(), 31, 19, 1, out.data(), 11, 43);
-  for (uint8_t v : out) ASSERT_EQ(v, 77);
+  for (uint8_t v : out)
+    ASSERT_EQ(v, 77);
   EXPECT_THROW(resize_bilinear(src.px.data(), 31, 19, 1, out.data(), 0, 43), Error);
 }
 
@@ -141,8 +143,8 @@ TEST(ImageFolder, ReadsPngBmpJpegWithSortedClasses) {
   write_png_file(dir / "photos/train/cat/a.png", a);
   write_bmp_file(dir / "photos/train/cat/B.BMP", b);
   write_jpg_file(dir / "photos/train/dog/c.jpeg", c);
-  write_file(dir / "photos/train/dog/notes.txt", {'h', 'i'});          // not an image: skipped
-  write_file(dir / "photos/train/dog/.hidden.png", {'x'});             // hidden: skipped
+  write_file(dir / "photos/train/dog/notes.txt", {'h', 'i'});  // not an image: skipped
+  write_file(dir / "photos/train/dog/.hidden.png", {'x'});     // hidden: skipped
   write_png_file(dir / "photos/train/zebra/d.png", d);
   write_png_file(dir / "photos/test/dog/e.png", e);
   FolderOptions opts{6, 3};
@@ -190,7 +192,8 @@ TEST(ImageFolder, ConvertsChannelsAndResizes) {
   }
   Dataset rgb = load_dataset("folder:" + dir.str(), "train", "", {4, 3});
   want = naive_resize(a, 4, 4);
-  for (int k = 0; k < 48; ++k) ASSERT_NEAR(rgb.images.data_ptr<uint8_t>()[k], want[k], 0.51);
+  for (int k = 0; k < 48; ++k)
+    ASSERT_NEAR(rgb.images.data_ptr<uint8_t>()[k], want[k], 0.51);
 }
 
 TEST(ImageFolder, NonImageFileWithImageNameIsNamed) {
@@ -214,16 +217,17 @@ TEST(ImageFolder, TruncatedImageIsNamed) {
 TEST(ImageFolder, OversizeHeadersAreRefusedBeforeDecoding) {
   TempDir dir;
   // A PNG signature and an IHDR chunk declaring 100000 x 100000 RGB pixels, nothing else.
-  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13,
-                              'I',  'H', 'D', 'R', 0x00, 0x01, 0x86, 0xA0, 0, 1, 0x86, 0xA0,
-                              8,    2,   0,   0,   0,    0,    0,    0,    0};
+  std::vector<uint8_t> png = {0x89, 'P',  'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0,    0, 0,
+                              13,   'I',  'H', 'D', 'R',  0x00, 0x01, 0x86, 0xA0, 0, 1,
+                              0x86, 0xA0, 8,   2,   0,    0,    0,    0,    0,    0, 0};
   write_file(dir / "p/a/big.png", png);
   expect_error([&] { load_dataset("folder:" + dir / "p", "train"); }, {dir / "p/a/big.png"});
   // A BMP header declaring 20000 x 20000 24-bit pixels (stb's BMP header parser does not check
   // the size; the loader's own check must).
   std::vector<uint8_t> bmp(54, 0);
   auto le32 = [&](size_t at, uint32_t v) {
-    for (int k = 0; k < 4; ++k) bmp[at + k] = static_cast<uint8_t>(v >> (8 * k));
+    for (int k = 0; k < 4; ++k)
+      bmp[at + k] = static_cast<uint8_t>(v >> (8 * k));
   };
   bmp[0] = 'B';
   bmp[1] = 'M';
@@ -250,6 +254,9 @@ TEST(ImageFolder, LayoutErrors) {
   write_png_file(dir / "r/val/q/x.png", random_hwc(4, 4, 3, 1));
   expect_error([&] { load_dataset("folder:" + dir / "r", "test"); },
                {"class folder", "val/q", "no counterpart"});
-  expect_error([&] { load_dataset("folder:" + dir / "r", "train", "", {8, 2}); },
-               {"channels must be 1 or 3"});
+  expect_error(
+      [&] {
+        load_dataset("folder:" + dir / "r", "train", "", {8, 2});
+      },
+      {"channels must be 1 or 3"});
 }
