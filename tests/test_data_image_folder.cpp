@@ -243,6 +243,23 @@ TEST(ImageFolder, OversizeHeadersAreRefusedBeforeDecoding) {
                {dir / "b/a/big.bmp", "20000x20000", "limit"});
 }
 
+// stb_image 2.27 writes past its Huffman arrays for a table of more than 256 codes; the
+// reader must refuse such a JPEG before stb decodes it.
+TEST(ImageFolder, JpegHuffmanTableWithTooManyCodesIsRefused) {
+  TempDir dir;
+  write_jpg_file(dir / "good.jpg", gradient_hwc(8, 8));
+  std::vector<uint8_t> bytes = read_file_bytes(dir / "good.jpg");
+  size_t dht = 0;
+  while (dht + 1 < bytes.size() && !(bytes[dht] == 0xFF && bytes[dht + 1] == 0xC4))
+    ++dht;
+  ASSERT_LT(dht + 21, bytes.size());
+  for (int i = 0; i < 16; ++i)
+    bytes[dht + 5 + i] = 20;  // 320 codes in the first table
+  write_file(dir / "r/a/bad.jpg", bytes);
+  expect_error([&] { load_dataset("folder:" + dir / "r", "train"); },
+               {dir / "r/a/bad.jpg", "corrupt JPEG", "320 codes"});
+}
+
 TEST(ImageFolder, LayoutErrors) {
   TempDir dir;
   expect_error([&] { load_dataset("folder:" + dir / "none", "train"); }, {"not a directory"});
@@ -259,4 +276,36 @@ TEST(ImageFolder, LayoutErrors) {
         load_dataset("folder:" + dir / "r", "train", "", {8, 2});
       },
       {"channels must be 1 or 3"});
+}
+
+// Random byte flips and cuts of valid files: each decode either succeeds or throws
+// selfsup::Error; never a crash or a read past a buffer (run under ASan to see the latter).
+TEST(ImageFolder, MutatedFilesFailCleanly) {
+  TempDir dir;
+  write_png_file(dir / "a.png", random_hwc(12, 9, 3, 1));
+  write_bmp_file(dir / "a.bmp", random_hwc(12, 9, 3, 2));
+  write_jpg_file(dir / "a.jpg", gradient_hwc(12, 9));
+  std::mt19937 gen(7);
+  int failures = 0, total = 0;
+  for (const char* name : {"a.png", "a.bmp", "a.jpg"}) {
+    const std::vector<uint8_t> good = read_file_bytes(dir / name);
+    for (int trial = 0; trial < 150; ++trial) {
+      std::vector<uint8_t> bad = good;
+      const int flips = 1 + static_cast<int>(gen() % 4);
+      for (int f = 0; f < flips; ++f)
+        bad[gen() % bad.size()] ^= static_cast<uint8_t>(1 + gen() % 255);
+      if (trial % 3 == 0) bad.resize(gen() % bad.size());
+      write_file(dir / (std::string("m/") + name), bad);
+      std::vector<uint8_t> out(3 * 8 * 8);
+      ++total;
+      try {
+        decode_image_file(dir / (std::string("m/") + name), 3, 8, out.data());
+      } catch (const Error& e) {
+        ++failures;
+        ASSERT_NE(std::string(e.what()).find(dir / (std::string("m/") + name)), std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  EXPECT_GT(failures, total / 10);  // the mutations do break files
 }

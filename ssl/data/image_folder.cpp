@@ -114,6 +114,37 @@ std::vector<uint8_t> read_image_file_bytes(const std::string& path) {
   return bytes;
 }
 
+// stb_image 2.27 (Debian's) trusts the code counts of a JPEG Huffman table (DHT): a table that
+// declares more than 256 codes makes stbi__build_huffman and the loop reading its values write
+// past their arrays (found by this project's mutation test under UBSan; later stb versions
+// check it). So before stb sees a JPEG, every DHT it could parse is read here the way stb reads
+// it, and a table of more than 256 codes is refused. stb finds a DHT only at the bytes FF C4,
+// so checking every FF C4 of the file covers them all (at worst it also checks look-alike
+// bytes inside another segment's payload).
+void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string& path) {
+  auto get8 = [&](size_t at) -> int {
+    return at < b.size() ? b[at] : 0;
+  };  // 0 past the end, as stb
+  for (size_t m = 0; m + 1 < b.size(); ++m) {
+    if (b[m] != 0xFF || b[m + 1] != 0xC4) continue;
+    int64_t left = (get8(m + 2) << 8 | get8(m + 3)) - 2;
+    size_t at = m + 4;
+    while (left > 0 && at < b.size()) {
+      int codes = 0;
+      for (int i = 1; i <= 16; ++i)
+        codes += get8(at + i);
+      SELFSUP_CHECK(codes <= 256, path, ": corrupt JPEG (a Huffman table declares ", codes,
+                    " codes, more than 256)");
+      at += 17 + static_cast<size_t>(codes);
+      left -= 17 + codes;
+    }
+  }
+}
+
+bool is_jpeg(const std::vector<uint8_t>& b) {
+  return b.size() >= 2 && b[0] == 0xFF && b[1] == 0xD8;
+}
+
 struct StbiPixels {
   uint8_t* data;
   ~StbiPixels() { stbi_image_free(data); }
@@ -125,6 +156,7 @@ void decode_image_file(const std::string& path, int64_t channels, int64_t size, 
   SELFSUP_CHECK(channels == 1 || channels == 3, "decode_image_file: channels must be 1 or 3, got ",
                 channels);
   const std::vector<uint8_t> bytes = read_image_file_bytes(path);
+  if (is_jpeg(bytes)) check_jpeg_huffman_tables(bytes, path);
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, comp = 0;
   SELFSUP_CHECK(stbi_info_from_memory(bytes.data(), len, &w, &h, &comp), path,
