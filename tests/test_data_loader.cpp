@@ -374,6 +374,11 @@ TEST(Loader, BadOptionsAndRecipes) {
   expect_error([&] { Loader(ds, {"r", {nullptr}, {4}}, opts(1)); }, {"identity view 0", "6x6"});
   Loader fine(ds, {"r", {add}, {6}}, opts(1));
   expect_error([&] { fine.next(); }, {"start_epoch"});
+  LoaderOptions bad_alloc = opts(1);
+  bad_alloc.allocate = [](const Shape&, DType dtype) { return empty({1}, dtype); };
+  Loader short_buffers(ds, {"r", {add}, {6}}, bad_alloc);
+  short_buffers.start_epoch(0);
+  expect_error([&] { short_buffers.next(); }, {"batch allocator", "[10, 2, 6, 6]"});
   Dataset bad_label = ds;
   bad_label.labels = from_vector(std::vector<int64_t>(20, 5), {20});
   expect_error([&] { Loader(bad_label, {"r", {add}, {6}}, opts(1)); }, {"label 5 of sample 0"});

@@ -83,6 +83,37 @@ int64_t Loader::batches_per_epoch() const {
 // Making one batch
 // ---------------------------------------------------------------------------------------------
 
+Tensor Loader::allocate(const Shape& shape, DType dtype) const {
+  Tensor t = options_.allocate(shape, dtype);
+  SELFSUP_CHECK(t.defined() && t.shape() == shape && t.dtype() == dtype && t.is_contiguous() &&
+                    t.device().is_cpu(),
+                "Loader: the batch allocator did not return a contiguous host ", dtype_name(dtype),
+                " tensor of shape ", shape_str(shape));
+  return t;
+}
+
+// Row r of every view of `batch`: sample i's image through each view's recipe.
+void Loader::fill_views(const Image& img, int64_t i, int64_t epoch, int64_t r, Batch& batch) const {
+  const int64_t c = img.c;
+  for (int64_t k = 0; k < num_views(); ++k) {
+    const TransformPtr& t = recipes_.views[k];
+    const int64_t s = recipes_.view_sizes[k];
+    float* dst = batch.views[k].data_ptr<float>() + r * c * s * s;
+    if (!t) {  // identity; its size was checked against the dataset's
+      std::copy(img.data.begin(), img.data.end(), dst);
+      continue;
+    }
+    AugRng rng(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(i),
+               static_cast<uint64_t>(k));
+    const Image out = t->apply(img, rng);
+    SELFSUP_CHECK(
+        out.c == c && out.h == s && out.w == s && out.data.size() == static_cast<size_t>(c * s * s),
+        "Loader: view ", k, " of '", recipes_.name, "' (", t->name(), ") made a [", out.c, ", ",
+        out.h, ", ", out.w, "] image, expected [", c, ", ", s, ", ", s, "]");
+    std::copy(out.data.begin(), out.data.end(), dst);
+  }
+}
+
 std::optional<Batch> Loader::make_batch(int64_t epoch, int64_t b, const int64_t* order,
                                         const std::atomic<bool>* cancel) const {
   const int64_t n = dataset_.size(), begin = b * options_.batch_size;
@@ -93,9 +124,9 @@ std::optional<Batch> Loader::make_batch(int64_t epoch, int64_t b, const int64_t*
   batch.epoch = epoch;
   batch.index = b;
   for (int64_t s : recipes_.view_sizes)
-    batch.views.push_back(options_.allocate({rows, c, s, s}, kFloat32));
-  batch.labels = options_.allocate({rows}, kInt64);
-  batch.indices = options_.allocate({rows}, kInt64);
+    batch.views.push_back(allocate({rows, c, s, s}, kFloat32));
+  batch.labels = allocate({rows}, kInt64);
+  batch.indices = allocate({rows}, kInt64);
   int64_t* labels = batch.labels.data_ptr<int64_t>();
   int64_t* indices = batch.indices.data_ptr<int64_t>();
   for (int64_t r = 0; r < rows; ++r) {
@@ -103,25 +134,7 @@ std::optional<Batch> Loader::make_batch(int64_t epoch, int64_t b, const int64_t*
     const int64_t i = order[begin + r];
     labels[r] = dataset_.label(i);
     indices[r] = i;
-    const Image img = dataset_.image(i);
-    for (int64_t k = 0; k < num_views(); ++k) {
-      const TransformPtr& t = recipes_.views[k];
-      const int64_t s = recipes_.view_sizes[k];
-      float* dst = batch.views[k].data_ptr<float>() + r * c * s * s;
-      if (!t) {
-        std::copy(img.data.begin(), img.data.end(), dst);
-        continue;
-      }
-      AugRng rng(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(i),
-                 static_cast<uint64_t>(k));
-      const Image out = t->apply(img, rng);
-      SELFSUP_CHECK(out.c == c && out.h == s && out.w == s &&
-                        out.data.size() == static_cast<size_t>(c * s * s),
-                    "Loader: view ", k, " of '", recipes_.name, "' (", t->name(), ") made a [",
-                    out.c, ", ", out.h, ", ", out.w, "] image, expected [", c, ", ", s, ", ", s,
-                    "]");
-      std::copy(out.data.begin(), out.data.end(), dst);
-    }
+    fill_views(dataset_.image(i), i, epoch, r, batch);
   }
   return batch;
 }

@@ -97,6 +97,8 @@ class Loader {
 
  private:
   void check_recipes() const;
+  Tensor allocate(const Shape& shape, DType dtype) const;
+  void fill_views(const Image& img, int64_t i, int64_t epoch, int64_t r, Batch& batch) const;
   void worker_loop();
 
   Dataset dataset_;
