@@ -1,6 +1,7 @@
 // Reductions and their gradients.
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
+#include "kernels/cpu/index.h"
 #include "kernels/cpu/reduce.h"
 
 namespace selfsup {
