@@ -24,9 +24,9 @@ struct TrainingProgress {
   int64_t step = 0;
   uint64_t rng_seed = 0;    // the training Generator's seed ...
   uint64_t rng_offset = 0;  // ... and its position, to resume the same random stream
-  std::string method;       // "simclr", "byol", ...
-  std::string config;       // the run's configuration as JSON text
-  std::map<std::string, std::string> extra;  // anything else a trainer wants to keep
+  std::string method = {};  // "simclr", "byol", ...
+  std::string config = {};  // the run's configuration as JSON text
+  std::map<std::string, std::string> extra = {};  // anything else a trainer wants to keep
 };
 
 // Writes model (state_dict), optimizer state (if not null) and progress to path, atomically.

@@ -3,6 +3,11 @@
 // seed fixes a model's initial weights.
 //
 // Fans of a weight [out, in, k...]: fan_in = in * prod(k), fan_out = out * prod(k).
+//
+// Draws follow core/random.h: a uniform fill of n elements takes n Philox counters (the same
+// numbers as rand(shape, kFloat64, gen)); a normal fill takes one counter per pair of elements
+// (Box-Muller's cosine and sine branches). Elements are drawn in row-major order, so a view
+// gets the same values as a contiguous tensor of its shape.
 #pragma once
 
 #include <string>

@@ -553,6 +553,30 @@ TEST(NnInit, NonContiguousTargetsAreFilledEverywhere) {
     }
 }
 
+TEST(NnInit, UniformFollowsThePhiloxStreamOfRand) {
+  Generator a(31), b(31);
+  for (DType dt : {kFloat32, kFloat64}) {
+    Tensor t = empty({7, 13}, dt);
+    init::uniform_(t, -2.0, 3.0, &a);
+    auto want = rand({7, 13}, kFloat64, &b).to_vector<double>();
+    auto got = t.to_vector<double>();
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], -2.0 + 5.0 * want[i], dt == kFloat32 ? 1e-6 : 1e-15) << i;
+  }
+  EXPECT_EQ(a.offset(), b.offset());
+}
+
+TEST(NnInit, ViewsGetTheValuesOfAContiguousTensorOfTheirShape) {
+  Generator a(32), b(32);
+  Tensor plain = empty({5, 7}, kFloat64);
+  init::normal_(plain, 1.0, 2.0, &a);
+  Tensor base = empty({7, 5}, kFloat64);
+  Tensor view = raw::transpose(base, 0, 1);
+  init::normal_(view, 1.0, 2.0, &b);
+  EXPECT_EQ(view.to_vector<double>(), plain.to_vector<double>());
+  EXPECT_EQ(a.offset(), 18u);  // 35 normals: 18 Philox draws of two
+}
+
 TEST(NnInit, PyTorchDefaultsForLinearAndConv) {
   Generator gen(23);
   Linear lin(250, 400, true, &gen);
