@@ -135,7 +135,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
   auto nd = static_cast<int64_t>(normalized_shape.size());
   bool fits = x.dim() >= nd && Shape(x.shape().end() - nd, x.shape().end()) == normalized_shape;
   SELFSUP_CHECK(fits, "LayerNorm", shape_str(normalized_shape), ": expected input [..., ",
-                shape_str(normalized_shape).substr(1), " got ", shape_str(x.shape()));
+                shape_str(normalized_shape).substr(1), ", got ", shape_str(x.shape()));
   return layer_norm(x, nd, weight, bias, eps);
 }
 

@@ -83,6 +83,19 @@ std::vector<ParamGroup> single_group(const std::vector<Tensor>& params) {
   return {g};
 }
 
+std::vector<ParamGroup> split_weight_decay(const std::vector<Tensor>& params, double weight_decay) {
+  ParamGroup decay, no_decay;
+  decay.weight_decay = weight_decay;
+  no_decay.weight_decay = 0.0;
+  no_decay.lars_exclude = true;
+  for (const Tensor& p : params)
+    (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+  std::vector<ParamGroup> groups;
+  for (ParamGroup* g : {&decay, &no_decay})
+    if (!g->params.empty()) groups.push_back(*g);
+  return groups;
+}
+
 Optimizer::Optimizer(std::string type_name, std::vector<ParamGroup> groups, double lr,
                      double weight_decay)
     : type_name_(std::move(type_name)), groups_(std::move(groups)) {

@@ -90,6 +90,10 @@ class Optimizer {
 
 // A single group holding every parameter, with the optimizer's defaults.
 std::vector<ParamGroup> single_group(const std::vector<Tensor>& params);
+// The common SSL split: group 0 holds the weight matrices and kernels (>= 2 dims) with
+// weight_decay; group 1 the biases and norm parameters (1-d) with none, flagged lars_exclude.
+// An empty group is left out.
+std::vector<ParamGroup> split_weight_decay(const std::vector<Tensor>& params, double weight_decay);
 
 // ---------------------------------------------------------------- SGD
 

@@ -191,6 +191,25 @@ TEST(NnOptim, ParameterGroupsHaveTheirOwnLrAndDecay) {
   EXPECT_FALSE(b.grad().defined());
 }
 
+TEST(NnOptim, SplitWeightDecayKeepsBiasesAndNormsUndecayed) {
+  Tensor w = param({1, 1, 1, 1}, {2, 2}), b = param({1, 1}, {2}), k = param({1}, {1, 1, 1, 1});
+  auto groups = split_weight_decay({w, b, k}, 0.5);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].params.size(), 2u);  // w and the 4-d kernel
+  EXPECT_EQ(*groups[0].weight_decay, 0.5);
+  EXPECT_EQ(groups[1].params[0].impl(), b.impl());
+  EXPECT_EQ(*groups[1].weight_decay, 0.0);
+  EXPECT_TRUE(groups[1].lars_exclude);
+  SGD sgd(groups, {.lr = 1.0});
+  grad(w, {0, 0, 0, 0});
+  grad(b, {0, 0});
+  grad(k, {0});
+  sgd.step();
+  expect_values(w, {0.5, 0.5, 0.5, 0.5});
+  expect_values(b, {1, 1});
+  EXPECT_EQ(split_weight_decay({b}, 0.1).size(), 1u);
+}
+
 TEST(NnOptim, StateIsAllocatedOnceAndUpdatedInPlace) {
   Tensor p = param({1, 2, 3}, {3});
   AdamW adam({p}, {});
