@@ -30,4 +30,9 @@ struct ViewRecipes {
   std::vector<int64_t> view_sizes;  // output height = width of each view
 };
 
+// Named recipes: none, simclr, byol, moco, barlow (=byol recipe), swav (multi-crop),
+// rotnet, jigsaw, mae. num_views <= 0 means the recipe's default.
+ViewRecipes make_recipes(const std::string& name, int64_t channels, int64_t image_size,
+                         int64_t num_views);
+
 }  // namespace selfsup::data

@@ -1,0 +1,102 @@
+// An SSL method: the networks it trains (an encoder plus heads, and target networks for the
+// momentum methods) and the loss of one batch of augmented views. Each method is an nn::Module,
+// so its state dict — encoder, heads, target networks, MoCo's queue — is what a checkpoint
+// holds, and the encoder is always the child named "encoder".
+//
+//   auto method = make_method("simclr", options);
+//   StepOutput out = method->step(batch.views);   // forward, returns the loss
+//   out.loss.backward(); optimizer.step();
+//   method->after_optimizer_step(progress);       // EMA updates, queues
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/models/registry.h"
+#include "nn/module.h"
+
+namespace selfsup::ssl {
+
+struct MethodOptions {
+  std::string model = "resnet-small";  // nn::make_encoder name
+  int64_t in_channels = 1;
+  double width = 1.0;
+  // Head sizes; 0 means the method's own default (given in its file's header).
+  int64_t proj_hidden = 0;
+  int64_t proj_dim = 0;
+  int64_t pred_hidden = 0;
+  double temperature = 0;  // 0: the method's default
+  double momentum = 0.99;  // base EMA momentum of the target / key network (BYOL, MoCo)
+  int64_t queue_size = 4096;
+  double lambda = 0;       // Barlow Twins' off-diagonal weight; 0: the paper's 0.0051
+  double margin = 0.5;     // triplet
+  double sim_weight = 25.0, var_weight = 25.0, cov_weight = 1.0;  // VICReg
+  uint64_t seed = 0;
+};
+
+struct StepOutput {
+  Tensor loss;                            // 0-d, differentiable
+  std::map<std::string, double> metrics;  // extra numbers for the log (e.g. VICReg's terms)
+  Tensor embedding;                       // a detached [B, D] projection of view 0, for collapse checks
+};
+
+class Method : public nn::Module {
+ public:
+  Method(std::string name, const MethodOptions& options);
+
+  const std::string& name() const { return name_; }
+  const MethodOptions& options() const { return options_; }
+  // The backbone whose features are evaluated.
+  nn::Module& encoder() const { return *encoder_.module; }
+  int64_t feature_dim() const { return encoder_.feature_dim; }
+  // Encoder features of a batch [B, C, H, W] -> [B, feature_dim].
+  Tensor features(const Tensor& images) { return encoder_.module->forward(images); }
+
+  // The augmentation preset (ssl/data/augment.h make_recipes) and how many views it needs.
+  virtual std::string augment_preset() const = 0;
+  virtual int64_t num_views() const { return 2; }
+  // The loss of one batch: views[k] is [B, C, H, W].
+  virtual StepOutput step(const std::vector<Tensor>& views) = 0;
+  // After each optimizer step; progress = finished steps / total steps, in (0, 1].
+  virtual void after_optimizer_step(double progress) { (void)progress; }
+
+ protected:
+  nn::Encoder encoder_;
+  Generator gen_;
+
+ private:
+  std::string name_;
+  MethodOptions options_;
+};
+
+std::shared_ptr<Method> make_method(const std::string& name, const MethodOptions& options);
+std::vector<std::string> method_names();
+
+// ---- helpers the methods share ----
+// A value, or `fallback` when it is 0 (an unset option).
+inline double or_default(double v, double fallback) { return v != 0 ? v : fallback; }
+inline int64_t or_default(int64_t v, int64_t fallback) { return v != 0 ? v : fallback; }
+// Copies every parameter and buffer of `source` into `target` (same architecture) and freezes
+// target: the start of a momentum (target / key) network.
+void init_target(const nn::Module& source, nn::Module& target);
+// The cosine momentum schedule of BYOL: m = 1 - (1 - base) (cos(pi progress) + 1) / 2.
+double cosine_momentum(double base, double progress);
+// target_k = m * target_k + (1 - m) * online_k over every parameter (one fused EMA launch). The
+// target's BatchNorm statistics are its own, from its own forward passes.
+void ema_update_module(nn::Module& target, const nn::Module& online, double momentum);
+// A projector / predictor: nn::mlp_head with this method's generator.
+std::shared_ptr<nn::Module> make_head(const std::vector<int64_t>& dims, bool last_bn,
+                                      Generator& gen);
+
+// One factory per method file.
+std::shared_ptr<Method> make_simclr(const MethodOptions& options);
+std::shared_ptr<Method> make_moco(const MethodOptions& options);
+std::shared_ptr<Method> make_byol(const MethodOptions& options);
+std::shared_ptr<Method> make_simsiam(const MethodOptions& options);
+std::shared_ptr<Method> make_barlow(const MethodOptions& options);
+std::shared_ptr<Method> make_vicreg(const MethodOptions& options);
+std::shared_ptr<Method> make_triplet(const MethodOptions& options);
+
+}  // namespace selfsup::ssl

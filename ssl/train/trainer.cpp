@@ -1,0 +1,285 @@
+#include "ssl/train/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "autograd/ops.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "nn/schedule.h"
+#include "ssl/data/augment.h"
+#include "ssl/data/loader.h"
+#include "ssl/data/subset.h"
+#include "ssl/eval/features.h"
+#include "ssl/eval/knn.h"
+#include "ssl/train/progress.h"
+
+namespace selfsup::ssl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void check_device(const std::string& device) {
+  SELFSUP_CHECK(device == "auto" || device == "cpu" || device == "cuda",
+                "train: unknown device '", device, "' (cpu, cuda or auto)");
+  SELFSUP_CHECK(device != "cuda", "train: --device cuda is not available yet: the CUDA backend ",
+                "does not run the training ops in this version; use --device cpu");
+}
+
+void check_config(const TrainConfig& c) {
+  check_device(c.device);
+  SELFSUP_CHECK(c.epochs > 0, "train: --epochs must be positive, got ", c.epochs);
+  SELFSUP_CHECK(c.batch_size >= 2, "train: --batch-size must be at least 2, got ", c.batch_size);
+  SELFSUP_CHECK(c.lr > 0, "train: --lr must be positive, got ", c.lr);
+  SELFSUP_CHECK(c.subset >= 0, "train: --subset must be >= 0, got ", c.subset);
+  SELFSUP_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs <= c.epochs, "train: --warmup-epochs ",
+                c.warmup_epochs, " must lie in [0, epochs]");
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
+                                                 const std::vector<Tensor>& params) {
+  double lr = c.lr * c.batch_size / 256.0;  // the linear scaling rule
+  if (c.optimizer == "adamw")
+    return std::make_unique<optim::AdamW>(params, optim::AdamWOptions{lr, 0.9, 0.999, 1e-8,
+                                                                      c.weight_decay});
+  if (c.optimizer == "sgd")
+    return std::make_unique<optim::SGD>(
+        params, optim::SgdOptions{lr, c.momentum, 0.0, c.weight_decay, false});
+  if (c.optimizer == "lars")
+    return std::make_unique<optim::LARS>(
+        params, optim::LarsOptions{lr, c.momentum, c.weight_decay, 1e-3, true});
+  throw Error("train: unknown optimizer '" + c.optimizer + "' (adamw, sgd or lars)");
+}
+
+std::vector<Tensor> trainable(const nn::Module& m) {
+  std::vector<Tensor> out;
+  for (const Tensor& p : m.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
+// Everything one epoch reports.
+struct EpochStats {
+  double loss = 0;
+  int64_t steps = 0;
+  int64_t views = 0;
+  double seconds = 0;
+  std::map<std::string, double> metrics;  // summed, divided by steps when written
+  std::vector<Tensor> embeddings;         // a few batches' projections, for collapse stats
+};
+
+void write_json_line(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path, std::ios::app);
+  SELFSUP_CHECK(f, "train: cannot append to ", path);
+  f << j.dump() << "\n";
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::trunc);
+  SELFSUP_CHECK(f, "train: cannot write ", path);
+  f << text << "\n";
+}
+
+// Reads the run's configuration back from its checkpoint.
+TrainConfig config_of(const std::string& checkpoint) {
+  nn::TrainingProgress p = nn::read_checkpoint_progress(checkpoint);
+  SELFSUP_CHECK(!p.config.empty(), "checkpoint ", checkpoint, " has no training configuration");
+  return TrainConfig::from_json(p.config);
+}
+
+class Trainer {
+ public:
+  Trainer(TrainConfig config, const std::string& resume_dir) : c_(std::move(config)) {
+    check_config(c_);
+    train_set_ = data::load_dataset(c_.dataset, "train", c_.data_dir);
+    if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
+    c_.method_options.in_channels = train_set_.channels();
+    c_.method_options.seed = c_.seed;
+    method_ = make_method(c_.method, c_.method_options);
+    SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ",
+                  train_set_.name, " are ", train_set_.height(), "x", train_set_.width(),
+                  "; square images are expected");
+    auto recipes = data::make_recipes(method_->augment_preset(), train_set_.channels(),
+                                      train_set_.height(), method_->num_views());
+    loader_ = std::make_unique<data::Loader>(
+        train_set_, recipes,
+        data::LoaderOptions{c_.batch_size, c_.num_workers, 4, true, true, c_.seed, nullptr});
+    SELFSUP_CHECK(loader_->batches_per_epoch() > 0, "train: ", train_set_.size(),
+                  " training images make no batch of ", c_.batch_size);
+    optimizer_ = make_optimizer(c_, trainable(*method_));
+    int64_t per_epoch = loader_->batches_per_epoch();
+    schedule_ = {optimizer_->lr(), 0.0, static_cast<int64_t>(c_.warmup_epochs * per_epoch),
+                 c_.epochs * per_epoch};
+    schedule_.validate();
+    std::filesystem::create_directories(c_.out);
+    if (!resume_dir.empty()) resume(checkpoint_path(resume_dir));
+    write_text(c_.out + "/config.json", c_.to_json());
+  }
+
+  TrainResult run() {
+    TrainResult result;
+    auto start = Clock::now();
+    std::fprintf(stderr, "selfsup: training %s (%s, %lld params) on %s: %lld images, %lld epochs\n",
+                 c_.method.c_str(), c_.method_options.model.c_str(),
+                 static_cast<long long>(method_->encoder().num_parameters()),
+                 train_set_.name.c_str(), static_cast<long long>(train_set_.size()),
+                 static_cast<long long>(c_.epochs));
+    for (int64_t epoch = first_epoch_; epoch < c_.epochs; ++epoch) {
+      EpochStats stats = run_epoch(epoch);
+      nlohmann::json line = epoch_record(epoch, stats);
+      if (want_knn(epoch)) result.knn_top1 = line["knn_top1"] = knn();
+      write_json_line(c_.out + "/metrics.jsonl", line);
+      save(epoch + 1);
+      result.final_loss = stats.loss / std::max<int64_t>(stats.steps, 1);
+      result.epochs_done = epoch + 1;
+      report(line);
+    }
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    result.checkpoint = checkpoint_path(c_.out);
+    return result;
+  }
+
+ private:
+  EpochStats run_epoch(int64_t epoch) {
+    EpochStats s;
+    method_->train();
+    loader_->start_epoch(epoch);
+    ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c_.epochs),
+                    loader_->batches_per_epoch());
+    auto start = Clock::now();
+    while (auto batch = loader_->next()) {
+      schedule_.apply(*optimizer_, step_);
+      StepOutput out = method_->step(batch->views);
+      optimizer_->zero_grad();
+      out.loss.backward();
+      if (c_.grad_clip > 0) optim::clip_grad_norm_(trainable(*method_), c_.grad_clip);
+      optimizer_->step();
+      ++step_;
+      method_->after_optimizer_step(static_cast<double>(step_) / schedule_.total_steps);
+      accumulate(s, out, batch->size() * method_->num_views());
+      s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      bar.update(s.steps, s.loss / s.steps, s.views / s.seconds, optimizer_->lr());
+    }
+    bar.finish();
+    return s;
+  }
+
+  void accumulate(EpochStats& s, const StepOutput& out, int64_t views) {
+    double loss = out.loss.item();
+    SELFSUP_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at step ", step_,
+                  " (try a lower --lr)");
+    s.loss += loss;
+    s.steps += 1;
+    s.views += views;
+    for (const auto& [k, v] : out.metrics) s.metrics[k] += v;
+    if (out.embedding.defined() && s.embeddings.size() < 8) s.embeddings.push_back(out.embedding);
+  }
+
+  nlohmann::json epoch_record(int64_t epoch, const EpochStats& s) {
+    nlohmann::json j = {{"epoch", epoch + 1},
+                        {"step", step_},
+                        {"loss", s.loss / std::max<int64_t>(s.steps, 1)},
+                        {"lr", optimizer_->lr()},
+                        {"views_per_s", s.views / std::max(s.seconds, 1e-9)},
+                        {"seconds", s.seconds}};
+    for (const auto& [k, v] : s.metrics) j[k] = v / s.steps;
+    if (!s.embeddings.empty()) {
+      CollapseStats cs = collapse_stats(raw::to_dtype(cat(s.embeddings, 0), kFloat32));
+      j["embedding_std"] = cs.mean_std;
+      j["reference_std"] = cs.reference_std;
+      j["effective_rank"] = cs.effective_rank;
+      j["collapsed"] = cs.collapsed;
+      if (cs.collapsed)
+        std::fprintf(stderr,
+                     "selfsup: warning: the representation looks collapsed (embedding std %.4f "
+                     "vs %.4f for a spread-out one, effective rank %.2f)\n",
+                     cs.mean_std, cs.reference_std, cs.effective_rank);
+    }
+    return j;
+  }
+
+  bool want_knn(int64_t epoch) const {
+    bool last = epoch + 1 == c_.epochs;
+    return last || (c_.knn_every > 0 && (epoch + 1) % c_.knn_every == 0);
+  }
+
+  double knn() {
+    if (!test_set_.images.defined())
+      test_set_ = data::load_dataset(c_.dataset, "test", c_.data_dir);
+    nn::Module& enc = method_->encoder();
+    Tensor bank = extract_features(enc, train_set_, c_.knn_train);
+    Tensor queries = extract_features(enc, test_set_, c_.knn_test);
+    return knn_accuracy(bank, first_labels(train_set_, c_.knn_train), queries,
+                        first_labels(test_set_, c_.knn_test), train_set_.num_classes,
+                        {c_.knn_k, 0.1, 256});
+  }
+
+  void save(int64_t epochs_done) {
+    nn::TrainingProgress p;
+    p.epoch = epochs_done;
+    p.step = step_;
+    p.rng_seed = c_.seed;
+    p.method = c_.method;
+    p.config = c_.to_json();
+    nn::save_checkpoint(checkpoint_path(c_.out), *method_, optimizer_.get(), p);
+  }
+
+  void resume(const std::string& path) {
+    nn::TrainingProgress p = nn::load_checkpoint(path, *method_, optimizer_.get());
+    SELFSUP_CHECK(p.method == c_.method, "train: checkpoint ", path, " was trained with ",
+                  p.method, ", not ", c_.method);
+    first_epoch_ = p.epoch;
+    step_ = p.step;
+    std::fprintf(stderr, "selfsup: resuming %s after epoch %lld (step %lld)\n", path.c_str(),
+                 static_cast<long long>(p.epoch), static_cast<long long>(p.step));
+  }
+
+  void report(const nlohmann::json& line) {
+    std::fprintf(stderr, "selfsup: epoch %d: loss %.4f", line["epoch"].get<int>(),
+                 line["loss"].get<double>());
+    if (line.contains("knn_top1")) std::fprintf(stderr, ", kNN top-1 %.2f%%", 100 * line["knn_top1"].get<double>());
+    if (line.contains("effective_rank"))
+      std::fprintf(stderr, ", effective rank %.1f", line["effective_rank"].get<double>());
+    std::fprintf(stderr, "\n");
+  }
+
+  TrainConfig c_;
+  data::Dataset train_set_, test_set_;
+  std::shared_ptr<Method> method_;
+  std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  optim::CosineSchedule schedule_;
+  int64_t first_epoch_ = 0;
+  int64_t step_ = 0;
+};
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& run_dir) {
+  return run_dir + "/checkpoint.safetensors";
+}
+
+TrainResult train(TrainConfig config, const std::string& resume_dir) {
+  if (!resume_dir.empty()) {
+    TrainConfig saved = config_of(checkpoint_path(resume_dir));
+    saved.epochs = std::max(saved.epochs, config.epochs);
+    saved.out = resume_dir;
+    config = saved;
+  }
+  return Trainer(std::move(config), resume_dir).run();
+}
+
+std::shared_ptr<Method> load_method(const std::string& checkpoint, TrainConfig* config) {
+  TrainConfig c = config_of(checkpoint);
+  auto method = make_method(c.method, c.method_options);
+  nn::load_checkpoint(checkpoint, *method);
+  if (config) *config = c;
+  return method;
+}
+
+}  // namespace selfsup::ssl

@@ -1,0 +1,123 @@
+// `selfsup train`: trains an encoder without labels with one of the SSL methods.
+//
+//   selfsup train --method simclr --dataset fashion-mnist --model resnet-small --epochs 10 \
+//                 --batch-size 256 --out runs/simclr
+//   selfsup train --config runs/simclr.toml --lr 2e-3     (flags override the file)
+//   selfsup train --resume runs/simclr --epochs 20        (continue, or extend, a run)
+//
+// Every option can be given in a TOML file (--config) with the option's long name as the key
+// (batch-size = 256). The run folder keeps the resolved configuration (config.json and
+// config.toml), one JSON line of metrics per epoch and the latest checkpoint.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "ssl/methods/method.h"
+#include "ssl/train/trainer.h"
+#include "tools/cli/command.h"
+
+namespace selfsup::cli {
+namespace {
+
+struct TrainArgs {
+  ssl::TrainConfig config;
+  std::string resume;
+};
+
+TrainArgs& args() {
+  static TrainArgs a;
+  return a;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+void add_run_options(CLI::App& sub, ssl::TrainConfig& c) {
+  sub.add_option("--method", c.method, "SSL method: " + joined(ssl::method_names()))
+      ->capture_default_str();
+  sub.add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder:PATH")
+      ->capture_default_str();
+  sub.add_option("--data-dir", c.data_dir, "read the dataset's files from this folder");
+  sub.add_option("--model", c.method_options.model, "encoder: resnet-small, resnet18, resnet50")
+      ->capture_default_str();
+  sub.add_option("--width", c.method_options.width, "encoder width multiplier")->capture_default_str();
+  sub.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
+  sub.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
+  sub.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
+  sub.add_option("--out", c.out, "run folder")->capture_default_str();
+  sub.add_option("--seed", c.seed, "random seed")->capture_default_str();
+  sub.add_option("--subset", c.subset, "train on the first N training images (0: all)")
+      ->capture_default_str();
+  sub.add_option("--workers", c.num_workers, "data loader threads")->capture_default_str();
+}
+
+void add_optimisation_options(CLI::App& sub, ssl::TrainConfig& c) {
+  sub.add_option("--optimizer", c.optimizer, "adamw, sgd or lars")->capture_default_str();
+  sub.add_option("--lr", c.lr, "learning rate per 256 images (scaled with the batch size)")
+      ->capture_default_str();
+  sub.add_option("--weight-decay", c.weight_decay)->capture_default_str();
+  sub.add_option("--momentum", c.momentum, "SGD / LARS momentum")->capture_default_str();
+  sub.add_option("--warmup-epochs", c.warmup_epochs, "linear warm-up before the cosine decay")
+      ->capture_default_str();
+  sub.add_option("--grad-clip", c.grad_clip, "clip the gradient's global norm (0: off)")
+      ->capture_default_str();
+}
+
+void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
+  sub.add_option("--proj-hidden", m.proj_hidden, "projector hidden width (0: method default)");
+  sub.add_option("--proj-dim", m.proj_dim, "projection size (0: method default)");
+  sub.add_option("--pred-hidden", m.pred_hidden, "predictor hidden width (0: method default)");
+  sub.add_option("--temperature", m.temperature, "SimCLR / MoCo temperature (0: default)");
+  sub.add_option("--ema", m.momentum, "base EMA momentum of BYOL's target / MoCo's keys")
+      ->capture_default_str();
+  sub.add_option("--queue-size", m.queue_size, "MoCo queue length")->capture_default_str();
+  sub.add_option("--lambda", m.lambda, "Barlow Twins off-diagonal weight (0: 0.0051)");
+  sub.add_option("--margin", m.margin, "triplet margin")->capture_default_str();
+  sub.add_option("--sim-weight", m.sim_weight, "VICReg invariance weight")->capture_default_str();
+  sub.add_option("--var-weight", m.var_weight, "VICReg variance weight")->capture_default_str();
+  sub.add_option("--cov-weight", m.cov_weight, "VICReg covariance weight")->capture_default_str();
+}
+
+void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
+  sub.add_option("--knn-every", c.knn_every, "epochs between kNN evaluations (0: at the end)")
+      ->capture_default_str();
+  sub.add_option("--knn-train", c.knn_train, "training images in the kNN memory bank")
+      ->capture_default_str();
+  sub.add_option("--knn-test", c.knn_test, "test images the kNN evaluation classifies")
+      ->capture_default_str();
+  sub.add_option("--knn-k", c.knn_k, "neighbours in the kNN vote")->capture_default_str();
+}
+
+void run_train(CLI::App& sub) {
+  TrainArgs& a = args();
+  if (!a.resume.empty() && sub.count("--epochs") == 0) a.config.epochs = 0;  // keep the run's
+  if (a.resume.empty()) {
+    std::filesystem::create_directories(a.config.out);
+    std::ofstream(a.config.out + "/config.toml") << sub.config_to_str(true, false);
+  }
+  ssl::TrainResult r = ssl::train(a.config, a.resume);
+  std::printf("trained %lld epochs in %.1f s; final loss %.4f", static_cast<long long>(r.epochs_done),
+              r.seconds, r.final_loss);
+  if (r.knn_top1 >= 0) std::printf("; kNN top-1 %.2f%%", 100 * r.knn_top1);
+  std::printf("\ncheckpoint: %s\n", r.checkpoint.c_str());
+}
+
+void setup_train(CLI::App& sub) {
+  TrainArgs& a = args();
+  sub.set_config("--config", "", "TOML file holding any of these options (flags override it)");
+  add_run_options(sub, a.config);
+  add_optimisation_options(sub, a.config);
+  add_method_options(sub, a.config.method_options);
+  add_eval_options(sub, a.config);
+  sub.add_option("--resume", a.resume, "continue the run in this folder from its checkpoint");
+  sub.callback([&sub] { run_train(sub); });
+}
+
+const Registrar kRegistrar("train", "Train an encoder without labels (SimCLR, MoCo, BYOL, ...)",
+                           &setup_train);
+
+}  // namespace
+}  // namespace selfsup::cli
