@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autograd/ops.h"
+#include "core/views.h"
 
 namespace selfsup::ssl {
 
