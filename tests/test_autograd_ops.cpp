@@ -88,7 +88,7 @@ std::vector<OpCase> op_table() {
       {"sum_keepdim", {in({2, 3, 4})}, [](V x) { return sum(x[0], {1}, true); }},
       {"mean", {in({2, 3, 4})}, [](V x) { return mean(x[0], {-1}); }},
       {"var", {in({5, 4})}, [](V x) { return var(x[0], {0}); }},
-      {"std_keepdim", {tr({5, 4})}, [](V x) { return std(x[0], {1}, 1, true); }},
+      {"std_keepdim", {tr({5, 4})}, [](V x) { return selfsup::std(x[0], {1}, 1, true); }},
       {"max_dim", {in({4, 6})}, [](V x) { return max(x[0], 1).first; }},
       {"min_dim_keep", {in({4, 6})}, [](V x) { return min(x[0], 0, true).first; }},
       {"normalize", {in({4, 6})}, [](V x) { return normalize(x[0], 1); }},

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/random.h"
 #include "ssl/eval/knn.h"
 
 using namespace selfsup;

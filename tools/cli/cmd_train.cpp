@@ -1,6 +1,6 @@
 // `selfsup train`: trains an encoder without labels with one of the SSL methods.
 //
-//   selfsup train --method simclr --dataset fashion-mnist --model resnet-small --epochs 10 \
+//   selfsup train --method simclr --dataset fashion-mnist --model resnet-small --epochs 10 
 //                 --batch-size 256 --out runs/simclr
 //   selfsup train --config runs/simclr.toml --lr 2e-3     (flags override the file)
 //   selfsup train --resume runs/simclr --epochs 20        (continue, or extend, a run)
