@@ -3,7 +3,6 @@
 // registry, and a backward that reaches every parameter.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdio>
 #include <set>
 
@@ -149,12 +148,13 @@ TEST(NnModels, ResNet50CountAndShape) {
   EXPECT_TRUE(keys.count("layer1.0.downsample.0.weight"));  // 64 -> 256 channels
   EXPECT_TRUE(keys.count("layer3.5.conv3.weight"));
   EXPECT_TRUE(keys.count("layer4.2.bn3.running_var"));
+  // A 32x32 forward costs ~1.3 GFLOP (over a second on a busy 2-core machine); an 8x8 image
+  // takes the same path through every block at 1/16 of the cost. In eval mode: layer4 sees a
+  // 1x1 map, and BatchNorm refuses batch statistics over a single value.
   Generator gen(3);
-  auto start = std::chrono::steady_clock::now();
-  Tensor y = enc.module->forward(randn({1, 3, 32, 32}, kFloat32, &gen));
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  enc.module->eval();
+  Tensor y = enc.module->forward(randn({1, 3, 8, 8}, kFloat32, &gen));
   EXPECT_EQ(y.shape(), (Shape{1, 2048}));
-  std::printf("resnet50 forward of one 32x32 image: %.2f s\n", seconds);
 }
 
 TEST(NnModels, WidthMultiplierAndInputChannels) {
