@@ -8,6 +8,7 @@
 // Every option can be given in a TOML file (--config) with the option's long name as the key
 // (batch-size = 256). The run folder keeps the resolved configuration (config.json and
 // config.toml), one JSON line of metrics per epoch and the latest checkpoint.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -95,6 +96,9 @@ void run_train(CLI::App& sub) {
   TrainArgs& a = args();
   if (!a.resume.empty() && sub.count("--epochs") == 0) a.config.epochs = 0;  // keep the run's
   if (a.resume.empty()) {
+    auto names = ssl::method_names();
+    SELFSUP_CHECK(std::find(names.begin(), names.end(), a.config.method) != names.end(),
+                  "train: unknown method '", a.config.method, "' (known: ", joined(names), ")");
     std::filesystem::create_directories(a.config.out);
     std::ofstream(a.config.out + "/config.toml") << sub.config_to_str(true, false);
   }
