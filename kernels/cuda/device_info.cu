@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/device_info.h"
+#include "kernels/cuda/runtime.h"
 
 namespace selfsup::cuda {
 
@@ -27,6 +28,7 @@ DeviceReport query_devices() {
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
     r.gpus.push_back({i, p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem});
   }
+  if (!r.gpus.empty()) register_backend();
   return r;
 }
 

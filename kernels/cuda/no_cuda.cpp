@@ -11,3 +11,20 @@ DeviceReport query_devices() {
 }
 
 }  // namespace selfsup::cuda
+
+// The runtime entry points exist in a CPU-only build too, so code that calls them links; they
+// report that there is no backend.
+#include "core/error.h"
+#include "kernels/cuda/runtime.h"
+
+namespace selfsup::cuda {
+
+void check(int status, const char* what) {
+  if (status != 0) throw Error(std::string(what) + ": this build has no CUDA backend");
+}
+void check_launch(const char*) {}
+void register_backend() {}
+AllocatorStats allocator_stats() { return {}; }
+void empty_cache() {}
+
+}  // namespace selfsup::cuda

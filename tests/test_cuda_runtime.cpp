@@ -1,0 +1,39 @@
+// The CUDA runtime glue: device allocation through the caching allocator and copies both ways.
+// Skips (with the reason) where there is no GPU.
+#include <gtest/gtest.h>
+
+#include "core/random.h"
+#include "core/tensor.h"
+#include "core/views.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/runtime.h"
+#include "tests/cuda_test_util.h"
+
+using namespace selfsup;
+
+TEST(CudaRuntime, RoundTripThroughTheDevice) {
+  SELFSUP_REQUIRE_GPU();
+  Generator g(3);
+  Tensor host = randn({37, 53}, kFloat32, &g);
+  Tensor dev = raw::to_device(host, Device::cuda());
+  EXPECT_TRUE(dev.device().is_cuda());
+  Tensor back = raw::to_device(dev, kCPU);
+  EXPECT_EQ(back.to_vector<float>(), host.to_vector<float>());
+}
+
+TEST(CudaRuntime, SteadyStateReusesCachedBlocks) {
+  SELFSUP_REQUIRE_GPU();
+  { Tensor warm = empty({1000, 1000}, Device::cuda()); }
+  size_t mallocs = cuda::allocator_stats().device_allocs;
+  for (int i = 0; i < 10; ++i) {
+    Tensor t = empty({1000, 1000}, Device::cuda());
+    EXPECT_GE(cuda::allocator_stats().bytes_in_use, 4000000u);
+  }
+  EXPECT_EQ(cuda::allocator_stats().device_allocs, mallocs);
+  EXPECT_GE(cuda::allocator_stats().bytes_cached, 4000000u);
+}
+
+TEST(CudaRuntime, WithoutAGpuDeviceTensorsAreAClearError) {
+  if (cuda::gpu_available()) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";
+  EXPECT_THROW(empty({4}, Device::cuda()), Error);
+}
