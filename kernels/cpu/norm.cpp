@@ -79,24 +79,76 @@ ChannelGeometry channel_geometry(const Tensor& x, const char* op, const char* na
 // Batch norm
 // ---------------------------------------------------------------------------------------------
 
+// Sums in double over n contiguous values, kept in kLanes independent partial sums. A single
+// running double sum is a chain of dependent adds (one per ~4 cycles, and the compiler may not
+// reorder it); independent lanes let it vectorise and pipeline the adds. Each lane still adds in
+// a fixed order, so results do not depend on threads or scheduling.
+constexpr int64_t kLanes = 8;
+
+// sum of v[s]
+template <typename T>
+double lane_sum(const T* v, int64_t n) {
+  double acc[kLanes] = {};
+  int64_t s = 0;
+  for (; s + kLanes <= n; s += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k)
+      acc[k] += v[s + k];
+  for (; s < n; ++s)
+    acc[0] += v[s];
+  double total = 0;
+  for (double a : acc)
+    total += a;
+  return total;
+}
+
+// sum of (v[s] - mean)^2
+template <typename T>
+double lane_sum_sq_dev(const T* v, int64_t n, double mean) {
+  double acc[kLanes] = {};
+  int64_t s = 0;
+  for (; s + kLanes <= n; s += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k) {
+      const double d = v[s + k] - mean;
+      acc[k] += d * d;
+    }
+  for (; s < n; ++s)
+    acc[0] += (v[s] - mean) * (v[s] - mean);
+  double total = 0;
+  for (double a : acc)
+    total += a;
+  return total;
+}
+
+// sum of g[s] and of g[s] * (x[s] - mean), added to sum_g and sum_gc.
+template <typename T>
+void lane_sum_grad(const T* g, const T* x, int64_t n, double mean, double& sum_g, double& sum_gc) {
+  double acc_g[kLanes] = {}, acc_gc[kLanes] = {};
+  int64_t s = 0;
+  for (; s + kLanes <= n; s += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k) {
+      acc_g[k] += g[s + k];
+      acc_gc[k] += g[s + k] * (x[s + k] - mean);
+    }
+  for (; s < n; ++s) {
+    acc_g[0] += g[s];
+    acc_gc[0] += g[s] * (x[s] - mean);
+  }
+  for (int64_t k = 0; k < kLanes; ++k) {
+    sum_g += acc_g[k];
+    sum_gc += acc_gc[k];
+  }
+}
+
 // Per-channel statistics of one channel: mean and biased variance (two passes).
 template <typename T>
 void channel_stats(const T* x, const ChannelGeometry& g, int64_t c, double& mean, double& var) {
   double sum = 0;
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* row = x + (n * g.C + c) * g.S;
-    for (int64_t s = 0; s < g.S; ++s)
-      sum += row[s];
-  }
+  for (int64_t n = 0; n < g.N; ++n)
+    sum += lane_sum(x + (n * g.C + c) * g.S, g.S);
   mean = sum / static_cast<double>(g.count());
   double sq = 0;
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* row = x + (n * g.C + c) * g.S;
-    for (int64_t s = 0; s < g.S; ++s) {
-      const double d = row[s] - mean;
-      sq += d * d;
-    }
-  }
+  for (int64_t n = 0; n < g.N; ++n)
+    sq += lane_sum_sq_dev(x + (n * g.C + c) * g.S, g.S, mean);
   var = sq / static_cast<double>(g.count());
 }
 
@@ -181,10 +233,7 @@ void batch_norm_backward_impl(const Tensor& grad_out, const Tensor& x, const Cha
     double sum_g = 0, sum_g_centered = 0;
     for (int64_t n = 0; n < g.N; ++n) {
       const int64_t base = (n * g.C + c) * g.S;
-      for (int64_t s = 0; s < g.S; ++s) {
-        sum_g += gp[base + s];
-        sum_g_centered += gp[base + s] * (xp[base + s] - mean);
-      }
+      lane_sum_grad(gp + base, xp + base, g.S, mean, sum_g, sum_g_centered);
     }
     const double sum_g_xhat = sum_g_centered * invstd;
     if (db) db[c] = static_cast<T>(sum_g);
