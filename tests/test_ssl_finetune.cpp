@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/random.h"
 #include "core/views.h"
+#include "nn/layers.h"
 #include "nn/models/registry.h"
 #include "ssl/eval/finetune.h"
 
@@ -144,6 +147,63 @@ TEST(Finetune, DeterministicForASeedWhateverTheWorkers) {
   o.seed = 6;
   FinetuneResult c = finetune_from_scratch("resnet-small", 0.125, train, test, o);
   EXPECT_NE(a.final_loss, c.final_loss);
+}
+
+// ---------------------------------------------------------------- BatchNorm recalibration
+
+// Per-channel mean and unbiased variance of images [first, first + count) / 255, naively.
+std::pair<std::vector<double>, std::vector<double>> channel_stats(const data::Dataset& ds,
+                                                                  int64_t first, int64_t count) {
+  const int64_t c = ds.channels(), hw = ds.height() * ds.width();
+  const uint8_t* px = ds.images.data_ptr<uint8_t>();
+  std::vector<double> mean(c, 0.0), var(c, 0.0);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    for (int64_t i = first; i < first + count; ++i)
+      for (int64_t k = 0; k < hw; ++k)
+        mean[ch] += px[(i * c + ch) * hw + k] / 255.0;
+    mean[ch] /= static_cast<double>(count * hw);
+    for (int64_t i = first; i < first + count; ++i)
+      for (int64_t k = 0; k < hw; ++k) {
+        double d = px[(i * c + ch) * hw + k] / 255.0 - mean[ch];
+        var[ch] += d * d;
+      }
+    var[ch] /= static_cast<double>(count * hw - 1);
+  }
+  return {mean, var};
+}
+
+TEST(RecalibrateBatchNorm, AveragesBatchStatisticsAndRestoresTheLayer) {
+  data::Dataset ds = make_halves(4, 3, 5, 12, 2);  // 7 images, 2 channels, 5x5
+  auto bn = std::make_shared<nn::BatchNorm2d>(2);
+  nn::Sequential model({bn});
+  model.eval();
+  bn->running_mean.fill_(9.0);  // stale values that must be replaced, not averaged in
+
+  // One batch: the exact mean and unbiased variance.
+  recalibrate_batch_norm(model, ds, 256);
+  auto [mean, var] = channel_stats(ds, 0, 7);
+  std::vector<float> rm = bn->running_mean.to_vector<float>();
+  std::vector<float> rv = bn->running_var.to_vector<float>();
+  for (int64_t c = 0; c < 2; ++c) {
+    EXPECT_NEAR(rm[c], mean[c], 1e-5) << "channel " << c;
+    EXPECT_NEAR(rv[c], var[c], 1e-5) << "channel " << c;
+  }
+  EXPECT_FALSE(model.is_training());
+  ASSERT_TRUE(bn->options.momentum_.has_value());
+  EXPECT_EQ(*bn->options.momentum_, 0.1);
+  EXPECT_EQ(bn->num_batches_tracked.item(), 1.0);
+
+  // floor(7 / 3) = 2 batches of 4 and 3 images: the plain average of their statistics.
+  recalibrate_batch_norm(model, ds, 3);
+  auto [mean_a, var_a] = channel_stats(ds, 0, 4);
+  auto [mean_b, var_b] = channel_stats(ds, 4, 3);
+  rm = bn->running_mean.to_vector<float>();
+  rv = bn->running_var.to_vector<float>();
+  for (int64_t c = 0; c < 2; ++c) {
+    EXPECT_NEAR(rm[c], (mean_a[c] + mean_b[c]) / 2, 1e-5) << "channel " << c;
+    EXPECT_NEAR(rv[c], (var_a[c] + var_b[c]) / 2, 1e-5) << "channel " << c;
+  }
+  EXPECT_EQ(bn->num_batches_tracked.item(), 2.0);
 }
 
 // ---------------------------------------------------------------- bad input

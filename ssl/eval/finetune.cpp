@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "autograd/ops.h"
 #include "nn/layers.h"
@@ -74,6 +75,15 @@ double score(nn::Module& encoder, nn::Linear& head, const data::Dataset& dataset
   return top1_accuracy(head.forward(features), dataset.labels);
 }
 
+// Every BatchNorm layer of a model.
+std::vector<nn::BatchNorm*> batch_norms(nn::Module& model) {
+  std::vector<nn::BatchNorm*> out;
+  for (auto& [name, m] : model.named_modules())
+    if (auto* bn = dynamic_cast<nn::BatchNorm*>(m); bn && bn->running_mean.defined())
+      out.push_back(bn);
+  return out;
+}
+
 std::vector<Tensor> all_parameters(nn::Module& encoder, nn::Module& head) {
   std::vector<Tensor> params = encoder.parameters();
   for (const Tensor& p : head.parameters())
@@ -127,10 +137,51 @@ FinetuneResult finetune(nn::Module& encoder, int64_t feature_dim, const data::Da
                   " in epoch ", epoch + 1, " (try a lower lr)");
     if (options.on_epoch) options.on_epoch(epoch + 1, options.epochs, result.final_loss);
   }
+  if (options.recalibrate_batch_norm)
+    recalibrate_batch_norm(encoder, labelled, options.eval_batch_size);
   result.train_top1 = score(encoder, head, labelled, options.eval_batch_size);
   result.test_top1 = score(encoder, head, test, options.eval_batch_size);
   encoder.train(was_training);
   return result;
+}
+
+void recalibrate_batch_norm(nn::Module& model, const data::Dataset& dataset, int64_t batch_size) {
+  const int64_t n = dataset.size();
+  SELFSUP_CHECK(n >= 2, "recalibrate_batch_norm: ", dataset.name, " holds ", n,
+                " images; at least 2 are needed for batch statistics");
+  std::vector<nn::BatchNorm*> layers = batch_norms(model);
+  if (layers.empty()) return;
+  // floor(n / B) batches of near-equal size, each of B to 2B - 1 images: never a batch of one,
+  // and the average of the batch means is (nearly) the dataset mean.
+  const int64_t batches = std::max<int64_t>(1, n / std::max<int64_t>(batch_size, 2));
+  std::vector<std::optional<double>> momenta;
+  for (nn::BatchNorm* bn : layers)
+    momenta.push_back(bn->options.momentum_);
+  const bool was_training = model.is_training();
+  auto restore = [&] {
+    model.train(was_training);
+    for (size_t i = 0; i < layers.size(); ++i)
+      layers[i]->options.momentum_ = momenta[i];
+  };
+  NoGradGuard no_grad;
+  for (nn::BatchNorm* bn : layers) {
+    bn->options.momentum_ = std::nullopt;  // cumulative average: factor 1 / batches seen
+    bn->running_mean.fill_(0.0);
+    bn->running_var.fill_(1.0);
+    bn->num_batches_tracked.fill_(0.0);
+  }
+  model.train();
+  try {
+    for (int64_t b = 0, start = 0; b < batches; ++b) {
+      const int64_t count = n / batches + (b < n % batches ? 1 : 0);
+      model.forward(images_as_float(dataset, start, count));
+      start += count;
+    }
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
 }
 
 FinetuneResult finetune_from_scratch(const std::string& model, double width,
