@@ -16,6 +16,7 @@
 #include "ssl/methods/method.h"
 #include "ssl/train/trainer.h"
 #include "tools/cli/command.h"
+#include "tools/cli/config_file.h"
 
 namespace selfsup::cli {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 struct TrainArgs {
   ssl::TrainConfig config;
   std::string resume;
+  std::string config_file;
 };
 
 TrainArgs& args() {
@@ -94,13 +96,18 @@ void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
 
 void run_train(CLI::App& sub) {
   TrainArgs& a = args();
-  if (!a.resume.empty() && sub.count("--epochs") == 0) a.config.epochs = 0;  // keep the run's
+  bool epochs_given = sub.count("--epochs") > 0;
+  if (!a.config_file.empty()) {
+    apply_config_file(sub, a.config_file);
+    epochs_given = epochs_given || sub.count("--epochs") > 0;
+  }
+  if (!a.resume.empty() && !epochs_given) a.config.epochs = 0;  // keep the run's
   if (a.resume.empty()) {
     auto names = ssl::method_names();
     SELFSUP_CHECK(std::find(names.begin(), names.end(), a.config.method) != names.end(),
                   "train: unknown method '", a.config.method, "' (known: ", joined(names), ")");
     std::filesystem::create_directories(a.config.out);
-    std::ofstream(a.config.out + "/config.toml") << sub.config_to_str(true, false);
+    std::ofstream(a.config.out + "/config.toml") << sub.config_to_str(true, false);  // resolved
   }
   ssl::TrainResult r = ssl::train(a.config, a.resume);
   std::printf("trained %lld epochs in %.1f s; final loss %.4f", static_cast<long long>(r.epochs_done),
@@ -111,7 +118,8 @@ void run_train(CLI::App& sub) {
 
 void setup_train(CLI::App& sub) {
   TrainArgs& a = args();
-  sub.set_config("--config", "", "TOML file holding any of these options (flags override it)");
+  sub.add_option("--config", a.config_file,
+                 "TOML file holding any of these options (flags override it)");
   add_run_options(sub, a.config);
   add_optimisation_options(sub, a.config);
   add_method_options(sub, a.config.method_options);
