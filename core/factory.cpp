@@ -49,6 +49,17 @@ Tensor empty(const Shape& shape, TensorOptions opts) {
   return finish(Tensor(impl), opts);
 }
 
+Tensor empty_pinned(const Shape& shape, DType dtype) {
+  for (int64_t d : shape)
+    SELFSUP_CHECK(d >= 0, "empty_pinned: negative size in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::pinned_host(shape_numel(shape) * dtype_size(dtype));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(impl);
+}
+
 Tensor full(const Shape& shape, double value, TensorOptions opts) {
   return make_on_host(shape, opts, [&](auto* p, int64_t n) {
     using T = std::remove_pointer_t<decltype(p)>;

@@ -1,5 +1,6 @@
 #include "core/storage.h"
 
+#include <atomic>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -21,6 +22,7 @@ class CpuAllocator : public Allocator {
 
 CpuAllocator g_cpu_allocator;
 Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+std::atomic<Allocator*> g_pinned_host_allocator{nullptr};
 
 }  // namespace
 
@@ -28,6 +30,24 @@ Allocator* get_allocator(DeviceType type) { return g_allocators[static_cast<int>
 
 void set_allocator(DeviceType type, Allocator* allocator) {
   g_allocators[static_cast<int>(type)] = allocator;
+}
+
+Allocator* get_pinned_host_allocator() {
+  return g_pinned_host_allocator.load();
+}
+
+void set_pinned_host_allocator(Allocator* allocator) {
+  g_pinned_host_allocator.store(allocator);
+}
+
+std::shared_ptr<Storage> Storage::pinned_host(size_t nbytes) {
+  Allocator* pinned = get_pinned_host_allocator();
+  if (!pinned) return std::make_shared<Storage>(nbytes, kCPU);
+  auto s = std::make_shared<Storage>(0, kCPU);
+  s->data_ = pinned->allocate(nbytes);
+  s->nbytes_ = nbytes;
+  s->pinned_ = true;
+  return s;
 }
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {

@@ -32,9 +32,18 @@ class Allocator {
 Allocator* get_allocator(DeviceType type);
 void set_allocator(DeviceType type, Allocator* allocator);
 
+// Page-locked ("pinned") host memory, which the GPU's copy engines read directly, so a
+// host->device copy from it runs at full bus speed and can overlap compute. The CUDA backend
+// registers an allocator for it when it finds a GPU; until then (or in a CPU-only build) there is
+// none, and a request for pinned memory gets ordinary host memory instead.
+Allocator* get_pinned_host_allocator();
+void set_pinned_host_allocator(Allocator* allocator);
+
 class Storage {
  public:
   Storage(size_t nbytes, Device device);
+  // Host memory from the pinned allocator when one is registered (pinned() tells which).
+  static std::shared_ptr<Storage> pinned_host(size_t nbytes);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -45,12 +54,14 @@ class Storage {
 
   uint64_t version() const { return version_; }
   void bump_version() { ++version_; }
+  bool pinned() const { return pinned_; }
 
  private:
   DataPtr data_;
   size_t nbytes_;
   Device device_;
   uint64_t version_ = 0;
+  bool pinned_ = false;
 };
 
 }  // namespace selfsup

@@ -76,6 +76,8 @@ class Tensor {
   DType dtype() const { return checked()->dtype; }
   Device device() const { return checked()->storage->device(); }
   bool is_contiguous() const;
+  // Whether the storage is page-locked host memory (see empty_pinned).
+  bool is_pinned() const { return checked()->storage->pinned(); }
   size_t element_size() const { return dtype_size(dtype()); }
 
   // ---- data ----
@@ -170,6 +172,10 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 // ---- factories (core/factory.cpp) ----
 class Generator;
 Tensor empty(const Shape& shape, TensorOptions opts = {});
+// An uninitialised CPU tensor in pinned (page-locked) host memory when the CUDA backend has
+// registered its pinned allocator (a GPU was found), else in ordinary host memory: is_pinned()
+// says which. Data loaders fill these so that the copy to the GPU runs at full bus speed.
+Tensor empty_pinned(const Shape& shape, DType dtype = kFloat32);
 Tensor zeros(const Shape& shape, TensorOptions opts = {});
 Tensor ones(const Shape& shape, TensorOptions opts = {});
 Tensor full(const Shape& shape, double value, TensorOptions opts = {});

@@ -143,3 +143,54 @@ TEST(Tensor, DataPtrChecksDtype) {
   EXPECT_THROW(Tensor().shape(), Error);
   EXPECT_THROW(zeros({2}, kInt64).requires_grad_(), Error);
 }
+
+// ---- pinned host memory plumbing (the CUDA backend registers the real allocator) ----
+
+namespace {
+
+// Stands in for the CUDA backend's pinned allocator: counts what it hands out and gets back.
+class CountingHostAllocator : public Allocator {
+ public:
+  DataPtr allocate(size_t nbytes) override {
+    ++allocations;
+    last_nbytes = nbytes;
+    return {std::malloc(nbytes ? nbytes : 1), [this](void* p) {
+              ++frees;
+              std::free(p);
+            }};
+  }
+  int allocations = 0, frees = 0;
+  size_t last_nbytes = 0;
+};
+
+}  // namespace
+
+TEST(PinnedMemory, WithoutABackendEmptyPinnedIsOrdinaryHostMemory) {
+  if (get_pinned_host_allocator()) GTEST_SKIP() << "a pinned allocator is registered here";
+  Tensor t = empty_pinned({5, 3}, kFloat64);
+  EXPECT_FALSE(t.is_pinned());
+  EXPECT_EQ(t.shape(), (Shape{5, 3}));
+  EXPECT_EQ(t.dtype(), kFloat64);
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_FALSE(empty({4}).is_pinned());
+}
+
+TEST(PinnedMemory, EmptyPinnedUsesTheRegisteredAllocator) {
+  Allocator* previous = get_pinned_host_allocator();
+  CountingHostAllocator counting;
+  set_pinned_host_allocator(&counting);
+  {
+    Tensor t = empty_pinned({7, 11}, kFloat32);
+    EXPECT_TRUE(t.is_pinned());
+    EXPECT_TRUE(t.device().is_cpu());
+    EXPECT_EQ(counting.allocations, 1);
+    EXPECT_EQ(counting.last_nbytes, 7u * 11u * 4u);
+    Tensor view = raw::narrow(t, 0, 2, 3);  // a view shares the pinned storage
+    EXPECT_TRUE(view.is_pinned());
+    EXPECT_FALSE(raw::clone(t).is_pinned());  // a copy is ordinary memory
+    EXPECT_EQ(counting.frees, 0);
+  }
+  EXPECT_EQ(counting.frees, 1);
+  set_pinned_host_allocator(previous);
+  EXPECT_THROW(empty_pinned({2, -1}), Error);
+}

@@ -37,3 +37,38 @@ TEST(CudaRuntime, WithoutAGpuDeviceTensorsAreAClearError) {
   if (cuda::gpu_available()) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";
   EXPECT_THROW(empty({4}, Device::cuda()), Error);
 }
+
+// ---- pinned host memory (the data loader's batches) ----
+
+TEST(CudaRuntime, EmptyPinnedIsPageLockedAndCached) {
+  SELFSUP_REQUIRE_GPU();
+  Tensor first = empty_pinned({3, 1, 29, 31}, kFloat32);
+  ASSERT_TRUE(first.is_pinned());
+  EXPECT_TRUE(first.device().is_cpu());
+  EXPECT_TRUE(cuda::is_page_locked(first.raw_data_ptr()));
+  first = Tensor();  // back to the cache
+  size_t allocs = cuda::pinned_stats().host_allocs;
+  for (int i = 0; i < 5; ++i) {
+    Tensor again = empty_pinned({3, 1, 29, 31}, kFloat32);
+    EXPECT_TRUE(cuda::is_page_locked(again.raw_data_ptr()));
+  }
+  EXPECT_EQ(cuda::pinned_stats().host_allocs, allocs) << "same-size requests must reuse blocks";
+  EXPECT_GT(cuda::pinned_stats().bytes_cached, 0u);
+}
+
+TEST(CudaRuntime, PinnedTensorsUploadExactly) {
+  SELFSUP_REQUIRE_GPU();
+  Generator g(11);
+  Tensor src = randn({41, 7}, kFloat32, &g);
+  Tensor pinned = empty_pinned({41, 7}, kFloat32);
+  raw::copy_(pinned, src);
+  Tensor back = raw::to_device(raw::to_device(pinned, Device::cuda()), kCPU);
+  EXPECT_EQ(back.to_vector<float>(), src.to_vector<float>());
+}
+
+TEST(CudaRuntime, OrdinaryHostMemoryIsNotPageLocked) {
+  SELFSUP_REQUIRE_GPU();
+  Tensor plain = empty({64}, kFloat32);
+  EXPECT_FALSE(plain.is_pinned());
+  EXPECT_FALSE(cuda::is_page_locked(plain.raw_data_ptr()));
+}

@@ -383,3 +383,40 @@ TEST(Loader, BadOptionsAndRecipes) {
   bad_label.labels = from_vector(std::vector<int64_t>(20, 5), {20});
   expect_error([&] { Loader(bad_label, {"r", {add}, {6}}, opts(1)); }, {"label 5 of sample 0"});
 }
+
+namespace {
+
+// Stands in for the CUDA backend's pinned host allocator (which needs a GPU).
+class FakePinnedAllocator : public Allocator {
+ public:
+  DataPtr allocate(size_t nbytes) override {
+    ++allocations;
+    return {std::malloc(nbytes ? nbytes : 1), [](void* p) { std::free(p); }};
+  }
+  int allocations = 0;
+};
+
+}  // namespace
+
+TEST(Loader, BatchesArePinnedWhenTheBackendOffersIt) {
+  Dataset ds = synthetic(30);
+  Allocator* previous = get_pinned_host_allocator();
+  FakePinnedAllocator fake;
+  set_pinned_host_allocator(&fake);
+  LoaderOptions pinned = opts(2, 10), plain = opts(2, 10);
+  plain.pin_memory = false;
+  Loader pinned_loader(ds, three_views(), pinned), plain_loader(ds, three_views(), plain);
+  std::vector<Batch> a = whole_epoch(pinned_loader, 1), b = whole_epoch(plain_loader, 1);
+  set_pinned_host_allocator(previous);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(a[i].labels.is_pinned());
+    EXPECT_FALSE(b[i].labels.is_pinned());
+    for (size_t k = 0; k < a[i].views.size(); ++k) {
+      EXPECT_TRUE(a[i].views[k].is_pinned());
+      EXPECT_FALSE(b[i].views[k].is_pinned());
+      EXPECT_EQ(floats(a[i].views[k]), floats(b[i].views[k])) << "batch " << i << " view " << k;
+    }
+  }
+  EXPECT_EQ(fake.allocations, 3 * (3 + 2)) << "3 batches x (3 views + labels + indices)";
+}

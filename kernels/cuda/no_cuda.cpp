@@ -26,5 +26,11 @@ void check_launch(const char*) {}
 void register_backend() {}
 AllocatorStats allocator_stats() { return {}; }
 void empty_cache() {}
+PinnedStats pinned_stats() {
+  return {};
+}
+bool is_page_locked(const void*) {
+  return false;
+}
 
 }  // namespace selfsup::cuda

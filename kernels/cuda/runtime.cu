@@ -1,4 +1,4 @@
-// The caching device allocator and host<->device copies.
+// The caching device allocator, the caching pinned host allocator and host<->device copies.
 //
 // cudaMalloc and cudaFree synchronise the device and cost tens of microseconds, so a training
 // step that allocated per op would crawl. Instead freed blocks go into per-size free lists and
@@ -90,6 +90,52 @@ CachingAllocator& allocator() {
   return *a;
 }
 
+// Pinned host memory for the data loader's batches. cudaHostAlloc page-locks memory and costs
+// far more than malloc (it maps the pages for the GPU), so freed blocks are cached by exact size
+// as on the device: a loader that makes batches of the same shape every step allocates only
+// during its first few batches. Loader workers allocate from several threads: one mutex.
+class PinnedHostAllocator : public Allocator {
+ public:
+  DataPtr allocate(size_t nbytes) override {
+    size_t size = round_size(nbytes ? nbytes : 1);
+    std::lock_guard<std::mutex> lock(mu_);
+    void* p = nullptr;
+    auto it = free_.find(size);
+    if (it != free_.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      stats_.bytes_cached -= size;
+    } else {
+      check(cudaHostAlloc(&p, size, cudaHostAllocDefault), "cudaHostAlloc");
+      ++stats_.host_allocs;
+    }
+    stats_.bytes_in_use += size;
+    return {p, [this, size](void* q) { give_back(q, size); }};
+  }
+
+  PinnedStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  void give_back(void* p, size_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_[size].push_back(p);
+    stats_.bytes_in_use -= size;
+    stats_.bytes_cached += size;
+  }
+
+  std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+  PinnedStats stats_;
+};
+
+PinnedHostAllocator& pinned_allocator() {
+  static PinnedHostAllocator* a = new PinnedHostAllocator();  // outlives every tensor
+  return *a;
+}
+
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t n) {
   cudaMemcpyKind kind = dst_device.is_cpu()   ? cudaMemcpyDeviceToHost
                         : src_device.is_cpu() ? cudaMemcpyHostToDevice
@@ -103,11 +149,22 @@ void register_backend() {
   static std::once_flag once;
   std::call_once(once, [] {
     set_allocator(DeviceType::CUDA, &allocator());
+    set_pinned_host_allocator(&pinned_allocator());
     raw::set_device_copy(&device_copy);
   });
 }
 
 AllocatorStats allocator_stats() { return allocator().stats(); }
 void empty_cache() { allocator().empty(); }
+PinnedStats pinned_stats() { return pinned_allocator().stats(); }
+
+bool is_page_locked(const void* p) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    cudaGetLastError();  // an unknown pointer is an answer (no), not a sticky error
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
 
 }  // namespace selfsup::cuda

@@ -21,7 +21,8 @@ void check(int status, const char* what);
 // Checks the last kernel launch (cudaGetLastError) of op `what`.
 void check_launch(const char* what);
 
-// Registers the caching allocator and the host<->device copy routine with core, once. Called by
+// Registers the caching allocators (device, pinned host) and the host<->device copy routine
+// with core, once. Called by
 // query_devices() when it finds a GPU; safe to call more than once.
 void register_backend();
 
@@ -33,5 +34,15 @@ struct AllocatorStats {
 AllocatorStats allocator_stats();
 // Returns every cached block to the driver (cudaFree).
 void empty_cache();
+
+// The pinned host allocator behind empty_pinned() (registered with the device allocator).
+struct PinnedStats {
+  size_t bytes_in_use = 0;  // held by tensors
+  size_t bytes_cached = 0;  // freed by tensors, kept for reuse
+  size_t host_allocs = 0;   // cudaHostAlloc calls so far
+};
+PinnedStats pinned_stats();
+// Whether the CUDA driver knows p as page-locked host memory (cudaPointerGetAttributes).
+bool is_page_locked(const void* p);
 
 }  // namespace selfsup::cuda

@@ -49,9 +49,10 @@ Loader::Loader(Dataset dataset, ViewRecipes recipes, LoaderOptions options)
                 options_.prefetch);
   SELFSUP_CHECK(batches_per_epoch() > 0, "Loader: ", dataset_.name, " has ", dataset_.size(),
                 " samples, fewer than one batch of ", options_.batch_size, " with drop_last");
-  if (!options_.allocate) {
+  if (!options_.allocate && options_.pin_memory)
+    options_.allocate = [](const Shape& shape, DType dtype) { return empty_pinned(shape, dtype); };
+  if (!options_.allocate)
     options_.allocate = [](const Shape& shape, DType dtype) { return empty(shape, dtype); };
-  }
   check_recipes();
 }
 

@@ -37,9 +37,10 @@
 
 namespace selfsup::data {
 
-// Allocates one batch tensor (shape, dtype). HOOK(pinned-memory): host memory from empty() by
-// default. A CUDA build will pass a function returning page-locked (pinned) host memory here so
-// that batch uploads to the GPU can be asynchronous; the loader itself never calls CUDA.
+// Allocates one batch tensor (shape, dtype). By default (no allocator given) batches live in
+// pinned host memory when pin_memory is set and the CUDA backend has registered its pinned
+// allocator (a CUDA build on a machine with a GPU), so their upload runs at full bus speed; in
+// ordinary host memory otherwise. The loader itself never calls CUDA (core/storage.h).
 using BatchAllocator = std::function<Tensor(const Shape& shape, DType dtype)>;
 
 struct LoaderOptions {
@@ -49,7 +50,8 @@ struct LoaderOptions {
   bool shuffle = true;
   bool drop_last = true;  // drop the last, smaller batch of an epoch
   uint64_t seed = 0;
-  BatchAllocator allocate;  // null: host memory (see BatchAllocator)
+  bool pin_memory = true;   // pinned host memory when the CUDA backend offers it
+  BatchAllocator allocate;  // null: empty_pinned() or empty() (see BatchAllocator)
 };
 
 struct Batch {

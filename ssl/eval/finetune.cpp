@@ -105,7 +105,7 @@ FinetuneResult finetune(nn::Module& encoder, int64_t feature_dim, const data::Da
   const int64_t batch = std::min(options.batch_size, n);
   data::Loader loader(
       labelled, finetune_recipes(options.augment, train.height()),
-      data::LoaderOptions{batch, options.num_workers, 4, true, true, options.seed, nullptr});
+      data::LoaderOptions{batch, options.num_workers, 4, true, true, options.seed, true, nullptr});
 
   Generator head_gen(stream_key(options.seed, kHeadStream));
   nn::Linear head(feature_dim, train.num_classes, true, &head_gen);
