@@ -73,6 +73,8 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   EXPECT_TRUE(fs::exists(ssl::checkpoint_path(run)));
   EXPECT_GE(r.knn_top1, 0.0);
   EXPECT_TRUE(m[1].contains("effective_rank"));
+  double wait = m[1].value("data_wait_fraction", -1.0);
+  EXPECT_TRUE(wait >= 0.0 && wait <= 1.0) << "data_wait_fraction " << wait;
   // Resume: one more epoch continues from the checkpoint's step count.
   c.epochs = 3;
   ssl::TrainResult more = ssl::train(c, run);

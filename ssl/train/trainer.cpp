@@ -6,9 +6,11 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "autograd/ops.h"
 #include "core/views.h"
+#include "kernels/cuda/device_info.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -70,6 +72,7 @@ struct EpochStats {
   int64_t steps = 0;
   int64_t views = 0;
   double seconds = 0;
+  double data_wait_seconds = 0;           // time the step loop spent blocked on the loader
   std::map<std::string, double> metrics;  // summed, divided by steps when written
   std::vector<Tensor> embeddings;         // a few batches' projections, for collapse stats
 };
@@ -97,6 +100,9 @@ class Trainer {
  public:
   Trainer(TrainConfig config, const std::string& resume_dir) : c_(std::move(config)) {
     check_config(c_);
+    // Finding a GPU registers the CUDA backend, whose pinned host allocator the loader's
+    // batches then use (a no-op in a CPU-only build or without a GPU).
+    if (c_.device != "cpu") cuda::query_devices();
     train_set_ = data::load_dataset(c_.dataset, "train", c_.data_dir);
     if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
     c_.method_options.in_channels = train_set_.channels();
@@ -109,7 +115,7 @@ class Trainer {
                                       train_set_.height(), method_->num_views());
     loader_ = std::make_unique<data::Loader>(
         train_set_, recipes,
-        data::LoaderOptions{c_.batch_size, c_.num_workers, 4, true, true, c_.seed, nullptr});
+        data::LoaderOptions{c_.batch_size, c_.num_workers, 4, true, true, c_.seed, true, nullptr});
     SELFSUP_CHECK(loader_->batches_per_epoch() > 0, "train: ", train_set_.size(),
                   " training images make no batch of ", c_.batch_size);
     optimizer_ = make_optimizer(c_, trainable(*method_));
@@ -153,7 +159,7 @@ class Trainer {
     ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c_.epochs),
                     loader_->batches_per_epoch());
     auto start = Clock::now();
-    while (auto batch = loader_->next()) {
+    while (auto batch = next_batch(s)) {
       schedule_.apply(*optimizer_, step_);
       StepOutput out = method_->step(batch->views);
       optimizer_->zero_grad();
@@ -168,6 +174,15 @@ class Trainer {
     }
     bar.finish();
     return s;
+  }
+
+  // The loader's next batch, timing how long the trainer waited for it: with enough workers
+  // the batch is already in the queue and the wait is a few microseconds.
+  std::optional<data::Batch> next_batch(EpochStats& s) {
+    auto start = Clock::now();
+    auto batch = loader_->next();
+    s.data_wait_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    return batch;
   }
 
   void accumulate(EpochStats& s, const StepOutput& out, int64_t views) {
@@ -187,7 +202,8 @@ class Trainer {
                         {"loss", s.loss / std::max<int64_t>(s.steps, 1)},
                         {"lr", optimizer_->lr()},
                         {"views_per_s", s.views / std::max(s.seconds, 1e-9)},
-                        {"seconds", s.seconds}};
+                        {"seconds", s.seconds},
+                        {"data_wait_fraction", s.data_wait_seconds / std::max(s.seconds, 1e-9)}};
     for (const auto& [k, v] : s.metrics) j[k] = v / s.steps;
     if (!s.embeddings.empty()) {
       CollapseStats cs = collapse_stats(raw::to_dtype(cat(s.embeddings, 0), kFloat32));
@@ -246,7 +262,8 @@ class Trainer {
     if (line.contains("knn_top1")) std::fprintf(stderr, ", kNN top-1 %.2f%%", 100 * line["knn_top1"].get<double>());
     if (line.contains("effective_rank"))
       std::fprintf(stderr, ", effective rank %.1f", line["effective_rank"].get<double>());
-    std::fprintf(stderr, "\n");
+    std::fprintf(stderr, ", %.0f views/s, waited on data %.1f%% of the time\n",
+                 line["views_per_s"].get<double>(), 100 * line["data_wait_fraction"].get<double>());
   }
 
   TrainConfig c_;
