@@ -103,5 +103,8 @@ std::shared_ptr<Method> make_simsiam(const MethodOptions& options);
 std::shared_ptr<Method> make_barlow(const MethodOptions& options);
 std::shared_ptr<Method> make_vicreg(const MethodOptions& options);
 std::shared_ptr<Method> make_triplet(const MethodOptions& options);
+std::shared_ptr<Method> make_rotnet(const MethodOptions& options);
+std::shared_ptr<Method> make_jigsaw(const MethodOptions& options);
+std::shared_ptr<Method> make_dae(const MethodOptions& options);
 
 }  // namespace selfsup::ssl
