@@ -189,25 +189,6 @@ namespace {
 constexpr int64_t kDefaultClasses = 100;
 constexpr uint64_t kPuzzleStream = 0x6a6967736177ull;  // "jigsaw": a key apart from gen_'s
 
-// Copies of a module's buffers (BatchNorm running statistics), written back when it goes out
-// of scope: a forward inside its lifetime leaves them as they were.
-class KeepBuffers {
- public:
-  explicit KeepBuffers(const nn::Module& m) : live_(m.buffers()) {
-    for (const Tensor& b : live_)
-      saved_.push_back(raw::clone(b));
-  }
-  ~KeepBuffers() {
-    for (size_t i = 0; i < live_.size(); ++i)
-      raw::copy_(live_[i], saved_[i]);
-  }
-  KeepBuffers(const KeepBuffers&) = delete;
-  KeepBuffers& operator=(const KeepBuffers&) = delete;
-
- private:
-  std::vector<Tensor> live_, saved_;
-};
-
 class Jigsaw : public Method {
  public:
   explicit Jigsaw(const MethodOptions& o)

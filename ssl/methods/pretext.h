@@ -4,11 +4,38 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/random.h"
 #include "core/tensor.h"
+#include "core/views.h"
+#include "nn/module.h"
 
 namespace selfsup::ssl {
+
+// ---- shared ----
+
+// Copies of a module's buffers (BatchNorm's running statistics), written back when it goes out
+// of scope: a forward inside its lifetime trains as usual but leaves the statistics as they
+// were. Jigsaw and the DAE train their encoder on inputs unlike the whole, clean images the
+// evaluation shows it (tiles; corrupted views); they update the statistics from a gradient-free
+// forward of the clean views and keep the training forward out of them.
+class KeepBuffers {
+ public:
+  explicit KeepBuffers(const nn::Module& m) : live_(m.buffers()) {
+    for (const Tensor& b : live_)
+      saved_.push_back(raw::clone(b));
+  }
+  ~KeepBuffers() {
+    for (size_t i = 0; i < live_.size(); ++i)
+      raw::copy_(live_[i], saved_[i]);
+  }
+  KeepBuffers(const KeepBuffers&) = delete;
+  KeepBuffers& operator=(const KeepBuffers&) = delete;
+
+ private:
+  std::vector<Tensor> live_, saved_;
+};
 
 // ---- RotNet (Gidaris et al. 2018) ----
 
