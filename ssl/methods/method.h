@@ -33,6 +33,11 @@ struct MethodOptions {
   double lambda = 0;       // Barlow Twins' off-diagonal weight; 0: the paper's 0.0051
   double margin = 0.5;     // triplet
   double sim_weight = 25.0, var_weight = 25.0, cov_weight = 1.0;  // VICReg
+  int64_t image_size = 0;      // side of the square training images (set by the trainer; DAE)
+  int64_t jigsaw_classes = 0;  // Jigsaw: the first N permutations of the set; 0: 100
+  int64_t tile_jitter = 1;     // Jigsaw: largest random offset (px) of a tile in its cell
+  double mask_noise = 0.25;    // DAE: fraction of pixels set to 0 (masking noise)
+  double noise_std = 0.0;      // DAE: standard deviation of additive Gaussian noise
   uint64_t seed = 0;
 };
 
@@ -98,5 +103,8 @@ std::shared_ptr<Method> make_simsiam(const MethodOptions& options);
 std::shared_ptr<Method> make_barlow(const MethodOptions& options);
 std::shared_ptr<Method> make_vicreg(const MethodOptions& options);
 std::shared_ptr<Method> make_triplet(const MethodOptions& options);
+std::shared_ptr<Method> make_rotnet(const MethodOptions& options);
+std::shared_ptr<Method> make_jigsaw(const MethodOptions& options);
+std::shared_ptr<Method> make_dae(const MethodOptions& options);
 
 }  // namespace selfsup::ssl

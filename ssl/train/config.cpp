@@ -18,6 +18,9 @@ json method_json(const MethodOptions& m) {
           {"queue_size", m.queue_size}, {"lambda", m.lambda},
           {"margin", m.margin},         {"sim_weight", m.sim_weight},
           {"var_weight", m.var_weight}, {"cov_weight", m.cov_weight},
+          {"image_size", m.image_size}, {"jigsaw_classes", m.jigsaw_classes},
+          {"tile_jitter", m.tile_jitter}, {"mask_noise", m.mask_noise},
+          {"noise_std", m.noise_std},
           {"seed", m.seed}};
 }
 
@@ -42,6 +45,11 @@ MethodOptions method_from(const json& j) {
   read(j, "sim_weight", m.sim_weight);
   read(j, "var_weight", m.var_weight);
   read(j, "cov_weight", m.cov_weight);
+  read(j, "image_size", m.image_size);
+  read(j, "jigsaw_classes", m.jigsaw_classes);
+  read(j, "tile_jitter", m.tile_jitter);
+  read(j, "mask_noise", m.mask_noise);
+  read(j, "noise_std", m.noise_std);
   read(j, "seed", m.seed);
   return m;
 }

@@ -106,6 +106,7 @@ class Trainer {
     train_set_ = data::load_dataset(c_.dataset, "train", c_.data_dir);
     if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
     c_.method_options.in_channels = train_set_.channels();
+    c_.method_options.image_size = train_set_.height();
     c_.method_options.seed = c_.seed;
     method_ = make_method(c_.method, c_.method_options);
     SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ",

@@ -82,6 +82,13 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
   sub.add_option("--sim-weight", m.sim_weight, "VICReg invariance weight")->capture_default_str();
   sub.add_option("--var-weight", m.var_weight, "VICReg variance weight")->capture_default_str();
   sub.add_option("--cov-weight", m.cov_weight, "VICReg covariance weight")->capture_default_str();
+  sub.add_option("--jigsaw-classes", m.jigsaw_classes, "Jigsaw permutation classes (0: 100)");
+  sub.add_option("--tile-jitter", m.tile_jitter, "Jigsaw: largest random tile offset in px")
+      ->capture_default_str();
+  sub.add_option("--mask-noise", m.mask_noise, "DAE: fraction of pixels masked to 0")
+      ->capture_default_str();
+  sub.add_option("--noise-std", m.noise_std, "DAE: std of additive Gaussian noise")
+      ->capture_default_str();
 }
 
 void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
