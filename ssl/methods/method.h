@@ -33,6 +33,8 @@ struct MethodOptions {
   double lambda = 0;       // Barlow Twins' off-diagonal weight; 0: the paper's 0.0051
   double margin = 0.5;     // triplet
   double sim_weight = 25.0, var_weight = 25.0, cov_weight = 1.0;  // VICReg
+  double mask_ratio = 0.75;  // MAE: fraction of each image's patches hidden from the encoder
+  bool norm_pix = true;      // MAE: targets normalised per patch (the paper's norm_pix_loss)
   uint64_t seed = 0;
 };
 
@@ -98,5 +100,6 @@ std::shared_ptr<Method> make_simsiam(const MethodOptions& options);
 std::shared_ptr<Method> make_barlow(const MethodOptions& options);
 std::shared_ptr<Method> make_vicreg(const MethodOptions& options);
 std::shared_ptr<Method> make_triplet(const MethodOptions& options);
+std::shared_ptr<Method> make_mae(const MethodOptions& options);
 
 }  // namespace selfsup::ssl

@@ -18,6 +18,7 @@ json method_json(const MethodOptions& m) {
           {"queue_size", m.queue_size}, {"lambda", m.lambda},
           {"margin", m.margin},         {"sim_weight", m.sim_weight},
           {"var_weight", m.var_weight}, {"cov_weight", m.cov_weight},
+          {"mask_ratio", m.mask_ratio}, {"norm_pix", m.norm_pix},
           {"seed", m.seed}};
 }
 
@@ -42,6 +43,8 @@ MethodOptions method_from(const json& j) {
   read(j, "sim_weight", m.sim_weight);
   read(j, "var_weight", m.var_weight);
   read(j, "cov_weight", m.cov_weight);
+  read(j, "mask_ratio", m.mask_ratio);
+  read(j, "norm_pix", m.norm_pix);
   read(j, "seed", m.seed);
   return m;
 }

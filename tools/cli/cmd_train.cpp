@@ -82,6 +82,10 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
   sub.add_option("--sim-weight", m.sim_weight, "VICReg invariance weight")->capture_default_str();
   sub.add_option("--var-weight", m.var_weight, "VICReg variance weight")->capture_default_str();
   sub.add_option("--cov-weight", m.cov_weight, "VICReg covariance weight")->capture_default_str();
+  sub.add_option("--mask-ratio", m.mask_ratio, "MAE: fraction of patches masked")
+      ->capture_default_str();
+  sub.add_option("--norm-pix", m.norm_pix, "MAE: per-patch normalised targets (true / false)")
+      ->capture_default_str();
 }
 
 void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
@@ -102,6 +106,11 @@ void run_train(CLI::App& sub) {
     epochs_given = epochs_given || sub.count("--epochs") > 0;
   }
   if (!a.resume.empty() && !epochs_given) a.config.epochs = 0;  // keep the run's
+  // MAE masks patch tokens: without a --model it trains vit-tiny, not the default ResNet.
+  if (a.resume.empty() && a.config.method == "mae" && sub.count("--model") == 0) {
+    sub.get_option("--model")->add_result("vit-tiny");
+    sub.get_option("--model")->run_callback();
+  }
   if (a.resume.empty()) {
     auto names = ssl::method_names();
     SELFSUP_CHECK(std::find(names.begin(), names.end(), a.config.method) != names.end(),
