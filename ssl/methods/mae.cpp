@@ -16,6 +16,13 @@
 // trains with AdamW, base lr 1.5e-4, weight decay 0.05, betas (0.9, 0.95): pass --lr and
 // --weight-decay to follow it. With a class token the decoder drops it and sees patch tokens
 // only.
+//
+// The masks draw from the method's generator (seeded by MethodOptions::seed); a resumed run
+// starts that stream again. StepOutput::embedding is the encoder's pooled feature of the
+// visible patches: MAE has no projector, and nothing in its loss spreads the pooled features
+// over the sphere, so they share a large image-independent component and the trainer's
+// collapse diagnostic (which normalises uncentred embeddings) can warn although the
+// reconstruction loss keeps falling; judge MAE by kNN / linear probe instead.
 #include "ssl/methods/mae.h"
 
 #include <algorithm>
