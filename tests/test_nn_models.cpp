@@ -180,7 +180,8 @@ TEST(NnModels, WidthMultiplierAndInputChannels) {
 
 TEST(NnModels, RegistryNamesAndUnknownName) {
   auto names = encoder_names();
-  EXPECT_EQ(names, (std::vector<std::string>{"resnet-small", "resnet18", "resnet34", "resnet50"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"resnet-small", "resnet18", "resnet34", "resnet50",
+                                             "vit-tiny"}));
   try {
     make_encoder("resnet19");
     FAIL() << "no error";

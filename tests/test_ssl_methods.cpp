@@ -46,6 +46,8 @@ ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   c.method_options.queue_size = 32;
   c.method_options.proj_hidden = 64;
   c.method_options.proj_dim = 32;
+  if (method == "mae") c.method_options.model = "vit-tiny";  // MAE masks patch tokens
+  if (method == "mae") c.method_options.width = 0.25;
   return c;
 }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "nn/models/resnet.h"
+#include "nn/models/vit.h"
 
 namespace selfsup::nn {
 
@@ -30,6 +31,11 @@ Encoder make_encoder(const std::string& name, int64_t in_channels, double width_
     auto net = std::make_shared<ResNet>(options(in_channels, width_multiplier), gen);
     return {net, net->feature_dim()};
   }
+  if (name == "vit-tiny") {
+    auto vit =
+        std::make_shared<VisionTransformer>(vit_tiny_options(in_channels, width_multiplier), gen);
+    return {vit, vit->feature_dim()};
+  }
   std::string list;
   for (const auto& n : encoder_names())
     list += (list.empty() ? "" : ", ") + n;
@@ -40,6 +46,7 @@ std::vector<std::string> encoder_names() {
   std::vector<std::string> names;
   for (const auto& [name, _] : resnets())
     names.push_back(name);
+  names.push_back("vit-tiny");
   return names;
 }
 

@@ -5,6 +5,7 @@
 //   resnet18      11.2M params, 512-d   (small-image stem: 3x3 stride-1 conv, no max-pool)
 //   resnet34      21.3M params, 512-d
 //   resnet50      23.5M params, 2048-d
+//   vit-tiny       2.7M params, 192-d   (ViT-Ti width, depth 6, patch 4; nn/models/vit.h)
 // (parameter counts for 3 input channels and width 1; features scale with the width.)
 #pragma once
 

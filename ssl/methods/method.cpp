@@ -45,6 +45,7 @@ const std::vector<Entry>& registry() {
       {"simsiam", make_simsiam}, {"barlow", make_barlow}, {"vicreg", make_vicreg},
       {"triplet", make_triplet},
       {"rotnet", make_rotnet},   {"jigsaw", make_jigsaw}, {"dae", make_dae},
+      {"mae", make_mae},
   };
   return entries;
 }

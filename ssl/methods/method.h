@@ -38,6 +38,8 @@ struct MethodOptions {
   int64_t tile_jitter = 1;     // Jigsaw: largest random offset (px) of a tile in its cell
   double mask_noise = 0.25;    // DAE: fraction of pixels set to 0 (masking noise)
   double noise_std = 0.0;      // DAE: standard deviation of additive Gaussian noise
+  double mask_ratio = 0.75;  // MAE: fraction of each image's patches hidden from the encoder
+  bool norm_pix = true;      // MAE: targets normalised per patch (the paper's norm_pix_loss)
   uint64_t seed = 0;
 };
 
@@ -106,5 +108,6 @@ std::shared_ptr<Method> make_triplet(const MethodOptions& options);
 std::shared_ptr<Method> make_rotnet(const MethodOptions& options);
 std::shared_ptr<Method> make_jigsaw(const MethodOptions& options);
 std::shared_ptr<Method> make_dae(const MethodOptions& options);
+std::shared_ptr<Method> make_mae(const MethodOptions& options);
 
 }  // namespace selfsup::ssl

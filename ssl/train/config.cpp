@@ -21,6 +21,7 @@ json method_json(const MethodOptions& m) {
           {"image_size", m.image_size}, {"jigsaw_classes", m.jigsaw_classes},
           {"tile_jitter", m.tile_jitter}, {"mask_noise", m.mask_noise},
           {"noise_std", m.noise_std},
+          {"mask_ratio", m.mask_ratio}, {"norm_pix", m.norm_pix},
           {"seed", m.seed}};
 }
 
@@ -50,6 +51,8 @@ MethodOptions method_from(const json& j) {
   read(j, "tile_jitter", m.tile_jitter);
   read(j, "mask_noise", m.mask_noise);
   read(j, "noise_std", m.noise_std);
+  read(j, "mask_ratio", m.mask_ratio);
+  read(j, "norm_pix", m.norm_pix);
   read(j, "seed", m.seed);
   return m;
 }

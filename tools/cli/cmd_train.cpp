@@ -44,7 +44,7 @@ void add_run_options(CLI::App& sub, ssl::TrainConfig& c) {
   sub.add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder:PATH")
       ->capture_default_str();
   sub.add_option("--data-dir", c.data_dir, "read the dataset's files from this folder");
-  sub.add_option("--model", c.method_options.model, "encoder: resnet-small, resnet18, resnet50")
+  sub.add_option("--model", c.method_options.model, "encoder: resnet-small, resnet18, resnet34, resnet50, vit-tiny")
       ->capture_default_str();
   sub.add_option("--width", c.method_options.width, "encoder width multiplier")->capture_default_str();
   sub.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
@@ -89,6 +89,10 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
       ->capture_default_str();
   sub.add_option("--noise-std", m.noise_std, "DAE: std of additive Gaussian noise")
       ->capture_default_str();
+  sub.add_option("--mask-ratio", m.mask_ratio, "MAE: fraction of patches masked")
+      ->capture_default_str();
+  sub.add_option("--norm-pix", m.norm_pix, "MAE: per-patch normalised targets (true / false)")
+      ->capture_default_str();
 }
 
 void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
@@ -109,6 +113,11 @@ void run_train(CLI::App& sub) {
     epochs_given = epochs_given || sub.count("--epochs") > 0;
   }
   if (!a.resume.empty() && !epochs_given) a.config.epochs = 0;  // keep the run's
+  // MAE masks patch tokens: without a --model it trains vit-tiny, not the default ResNet.
+  if (a.resume.empty() && a.config.method == "mae" && sub.count("--model") == 0) {
+    sub.get_option("--model")->add_result("vit-tiny");
+    sub.get_option("--model")->run_callback();
+  }
   if (a.resume.empty()) {
     auto names = ssl::method_names();
     SELFSUP_CHECK(std::find(names.begin(), names.end(), a.config.method) != names.end(),
