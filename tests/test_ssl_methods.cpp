@@ -46,6 +46,7 @@ ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   c.method_options.queue_size = 32;
   c.method_options.proj_hidden = 64;
   c.method_options.proj_dim = 32;
+  c.method_options.clusters = 8;  // DeepCluster: no more clusters than the 64 images
   return c;
 }
 
@@ -67,7 +68,9 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   EXPECT_EQ(r.epochs_done, 2);
   auto m = metrics(run);
   ASSERT_EQ(m.size(), 2u);
-  if (GetParam() != "moco") {
+  // DeepCluster's two epochs train against two different clusterings, so their losses are not
+  // comparable (test_ssl_cluster_methods checks that it learns its pseudo-labels).
+  if (GetParam() != "moco" && GetParam() != "deepcluster") {
     EXPECT_LT(m[1]["loss"].get<double>(), m[0]["loss"].get<double>()) << GetParam();
   }
   EXPECT_TRUE(fs::exists(ssl::checkpoint_path(run)));

@@ -44,6 +44,7 @@ const std::vector<Entry>& registry() {
       {"simclr", make_simclr},   {"moco", make_moco},     {"byol", make_byol},
       {"simsiam", make_simsiam}, {"barlow", make_barlow}, {"vicreg", make_vicreg},
       {"triplet", make_triplet},
+      {"swav", make_swav},       {"deepcluster", make_deepcluster},
   };
   return entries;
 }

@@ -18,6 +18,9 @@ json method_json(const MethodOptions& m) {
           {"queue_size", m.queue_size}, {"lambda", m.lambda},
           {"margin", m.margin},         {"sim_weight", m.sim_weight},
           {"var_weight", m.var_weight}, {"cov_weight", m.cov_weight},
+          {"prototypes", m.prototypes}, {"sinkhorn_eps", m.sinkhorn_eps},
+          {"sinkhorn_iters", m.sinkhorn_iters}, {"swav_queue", m.swav_queue},
+          {"clusters", m.clusters}, {"local_crops", m.local_crops},
           {"seed", m.seed}};
 }
 
@@ -42,6 +45,12 @@ MethodOptions method_from(const json& j) {
   read(j, "sim_weight", m.sim_weight);
   read(j, "var_weight", m.var_weight);
   read(j, "cov_weight", m.cov_weight);
+  read(j, "prototypes", m.prototypes);
+  read(j, "sinkhorn_eps", m.sinkhorn_eps);
+  read(j, "sinkhorn_iters", m.sinkhorn_iters);
+  read(j, "swav_queue", m.swav_queue);
+  read(j, "clusters", m.clusters);
+  read(j, "local_crops", m.local_crops);
   read(j, "seed", m.seed);
   return m;
 }
