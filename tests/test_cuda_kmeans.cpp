@@ -59,7 +59,7 @@ TEST_P(CudaKMeans, AssignmentMatchesTheCpuPath) {
   const std::vector<Case> cases = {
       {1, 1, 1}, {37, 5, 3}, {129, 33, 47}, {1000, 100, 128}, {20011, 301, 19}};
   for (const Case& c : cases) {
-    SCOPED_TRACE("n " + std::to_string(c.n) + " k " + std::to_string(c.k) + " d " +
+    SCOPED_TRACE(std::string("n ") + std::to_string(c.n) + " k " + std::to_string(c.k) + " d " +
                  std::to_string(c.d));
     Generator g(c.n + c.k + c.d);
     const Tensor x = randn({c.n, c.d}, kFloat32, &g), cen = randn({c.k, c.d}, kFloat32, &g);
@@ -92,7 +92,9 @@ TEST_P(CudaKMeans, AssignmentMatchesTheCpuPath) {
 
 INSTANTIATE_TEST_SUITE_P(Versions, CudaKMeans, ::testing::Values(1, 2),
                          [](const ::testing::TestParamInfo<int>& info) {
-                           return "v" + std::to_string(info.param);
+                           std::string name = "v";
+                           name += std::to_string(info.param);
+                           return name;
                          });
 
 #else

@@ -71,7 +71,7 @@ TEST(CudaSinkhorn, MatchesTheCpuPath) {
   const std::vector<Case> cases = {{1, 1, 0.05, 3},   {37, 13, 0.05, 3},    {5, 101, 0.05, 1},
                                    {257, 33, 0.3, 7}, {513, 3001, 0.05, 3}, {1000, 7, 1.0, 2}};
   for (const Case& c : cases) {
-    SCOPED_TRACE("[" + std::to_string(c.b) + ", " + std::to_string(c.k) + "]");
+    SCOPED_TRACE(shape_str({c.b, c.k}));
     const Tensor s = random_scores(c.b, c.k, 7 * c.b + c.k);
     Tensor want = empty(s.shape());
     cpu::sinkhorn(s, c.eps, c.iterations, want);
