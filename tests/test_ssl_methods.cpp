@@ -48,6 +48,7 @@ ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   c.method_options.proj_dim = 32;
   if (method == "mae") c.method_options.model = "vit-tiny";  // MAE masks patch tokens
   if (method == "mae") c.method_options.width = 0.25;
+  c.method_options.clusters = 8;  // DeepCluster: no more clusters than the 64 images
   return c;
 }
 
@@ -69,7 +70,9 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   EXPECT_EQ(r.epochs_done, 2);
   auto m = metrics(run);
   ASSERT_EQ(m.size(), 2u);
-  if (GetParam() != "moco") {
+  // DeepCluster's two epochs train against two different clusterings, so their losses are not
+  // comparable (test_ssl_cluster_methods checks that it learns its pseudo-labels).
+  if (GetParam() != "moco" && GetParam() != "deepcluster") {
     EXPECT_LT(m[1]["loss"].get<double>(), m[0]["loss"].get<double>()) << GetParam();
   }
   EXPECT_TRUE(fs::exists(ssl::checkpoint_path(run)));

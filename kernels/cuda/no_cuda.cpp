@@ -34,3 +34,19 @@ bool is_page_locked(const void*) {
 }
 
 }  // namespace selfsup::cuda
+
+// The clustering kernels of SwAV and DeepCluster (sinkhorn.h, kmeans.h) exist too, so a caller
+// that picks the device at run time links; called, they say there is no backend.
+#include "kernels/cuda/kmeans.h"
+#include "kernels/cuda/sinkhorn.h"
+
+namespace selfsup::cuda {
+
+void sinkhorn(const Tensor&, double, int64_t, Tensor&) {
+  throw Error("sinkhorn: this build has no CUDA backend");
+}
+void kmeans_assign(const Tensor&, const Tensor&, Tensor&, Tensor&, int) {
+  throw Error("kmeans_assign: this build has no CUDA backend");
+}
+
+}  // namespace selfsup::cuda

@@ -2,6 +2,9 @@
 
 #include <limits>
 
+#include "kernels/cpu/sinkhorn.h"
+#include "kernels/cuda/sinkhorn.h"
+
 namespace selfsup::ssl {
 
 namespace {
@@ -103,6 +106,38 @@ Tensor triplet_loss(const Tensor& anchor, const Tensor& positive, const Tensor& 
     return sqrt(add(sum(square(sub(a, b)), {1}), 1e-12));
   };
   return mean(relu(add(sub(distance(anchor, positive), distance(anchor, negative)), margin)));
+}
+
+Tensor swav_codes(const Tensor& scores, double epsilon, int64_t iterations) {
+  NoGradGuard no_grad;
+  const Tensor s = scores.detach();
+  Tensor q = empty(s.shape(), TensorOptions(s.dtype()).device(s.device()));
+  if (s.device().is_cuda())
+    cuda::sinkhorn(s, epsilon, iterations, q);
+  else
+    cpu::sinkhorn(s, epsilon, iterations, q);
+  return q;
+}
+
+Tensor swav_loss(const std::vector<Tensor>& scores, const std::vector<Tensor>& codes,
+                 double temperature) {
+  SELFSUP_CHECK(scores.size() >= 2, "swav_loss: needs at least 2 views, got ", scores.size());
+  SELFSUP_CHECK(!codes.empty() && codes.size() <= scores.size(), "swav_loss: ", codes.size(),
+                " codes for ", scores.size(), " views (need 1 to ", scores.size(), ")");
+  SELFSUP_CHECK(temperature > 0, "swav_loss: temperature must be > 0, got ", temperature);
+  for (size_t s = 0; s < codes.size(); ++s)
+    SELFSUP_CHECK(codes[s].shape() == scores[s].shape(), "swav_loss: codes ", s, " ",
+                  shape_str(codes[s].shape()), " and scores ", shape_str(scores[s].shape()),
+                  " differ");
+  const double views = static_cast<double>(scores.size());
+  Tensor total;
+  for (size_t s = 0; s < codes.size(); ++s)
+    for (size_t t = 0; t < scores.size(); ++t) {
+      if (t == s) continue;
+      Tensor term = cross_entropy_soft(mul(scores[t], 1.0 / temperature), codes[s]);
+      total = total.defined() ? add(total, term) : term;
+    }
+  return mul(total, 1.0 / (static_cast<double>(codes.size()) * (views - 1)));
 }
 
 }  // namespace selfsup::ssl

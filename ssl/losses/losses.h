@@ -41,4 +41,17 @@ VicregTerms vicreg_loss(const Tensor& z1, const Tensor& z2, double sim_weight = 
 Tensor triplet_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative,
                     double margin);
 
+// SwAV's codes (Caron et al. 2020): the Sinkhorn-Knopp equal-partition assignment of prototype
+// scores [B, K] (kernels/cpu/sinkhorn.h, or the CUDA kernel for a tensor on the GPU), computed
+// without gradient: a constant [B, K] target whose rows sum to 1.
+Tensor swav_codes(const Tensor& scores, double epsilon = 0.05, int64_t iterations = 3);
+
+// SwAV's swapped prediction: scores[v] [B, K] are the prototype scores z_v . c_k of every view
+// v, codes[s] the codes of view s for the first S views (the global ones). Each code predicts
+// every other view:
+//   loss = 1/S sum_s 1/(V - 1) sum_{t != s} mean_b -<codes[s]_b, log softmax(scores[t]_b / T)>
+// with T the temperature (SwAV's 0.1).
+Tensor swav_loss(const std::vector<Tensor>& scores, const std::vector<Tensor>& codes,
+                 double temperature);
+
 }  // namespace selfsup::ssl

@@ -46,6 +46,7 @@ const std::vector<Entry>& registry() {
       {"triplet", make_triplet},
       {"rotnet", make_rotnet},   {"jigsaw", make_jigsaw}, {"dae", make_dae},
       {"mae", make_mae},
+      {"swav", make_swav},       {"deepcluster", make_deepcluster},
   };
   return entries;
 }

@@ -4,6 +4,7 @@
 // holds, and the encoder is always the child named "encoder".
 //
 //   auto method = make_method("simclr", options);
+//   method->before_epoch({epoch, epochs, &train_set, batch_size});  // once per epoch
 //   StepOutput out = method->step(batch.views);   // forward, returns the loss
 //   out.loss.backward(); optimizer.step();
 //   method->after_optimizer_step(progress);       // EMA updates, queues
@@ -16,6 +17,10 @@
 
 #include "nn/models/registry.h"
 #include "nn/module.h"
+
+namespace selfsup::data {
+struct Dataset;
+}
 
 namespace selfsup::ssl {
 
@@ -40,7 +45,21 @@ struct MethodOptions {
   double noise_std = 0.0;      // DAE: standard deviation of additive Gaussian noise
   double mask_ratio = 0.75;  // MAE: fraction of each image's patches hidden from the encoder
   bool norm_pix = true;      // MAE: targets normalised per patch (the paper's norm_pix_loss)
+  int64_t prototypes = 0;      // SwAV's prototype count (0: the method's default)
+  double sinkhorn_eps = 0;     // SwAV's Sinkhorn epsilon (0: 0.05)
+  int64_t sinkhorn_iters = 0;  // SwAV's Sinkhorn iterations (0: 3)
+  int64_t swav_queue = 0;      // SwAV's feature queue length (0: no queue)
+  int64_t clusters = 0;        // DeepCluster's k (0: the method's default)
+  int64_t local_crops = -1;    // multi-crop local views of SwAV / DeepCluster (-1: the default)
   uint64_t seed = 0;
+};
+
+// What a method may need before an epoch starts (DeepCluster clusters the whole training set).
+struct EpochContext {
+  int64_t epoch = 0;                         // 0-based index of the epoch about to run
+  int64_t epochs = 0;                        // epochs in the whole run
+  const data::Dataset* train_set = nullptr;  // the training images, unaugmented
+  int64_t batch_size = 256;                  // for passes over train_set (ssl/eval/features.h)
 };
 
 struct StepOutput {
@@ -68,6 +87,15 @@ class Method : public nn::Module {
   virtual StepOutput step(const std::vector<Tensor>& views) = 0;
   // After each optimizer step; progress = finished steps / total steps, in (0, 1].
   virtual void after_optimizer_step(double progress) { (void)progress; }
+  // At the start of every epoch, a resumed run's first one included.
+  virtual void before_epoch(const EpochContext& ctx) { (void)ctx; }
+  // step() with the dataset index of each row (int64 [B]), for methods whose targets are
+  // per-image state (DeepCluster's pseudo-labels). The trainer calls this one; by default the
+  // indices are ignored.
+  virtual StepOutput step_indexed(const std::vector<Tensor>& views, const Tensor& indices) {
+    (void)indices;
+    return step(views);
+  }
 
  protected:
   nn::Encoder encoder_;
@@ -109,5 +137,7 @@ std::shared_ptr<Method> make_rotnet(const MethodOptions& options);
 std::shared_ptr<Method> make_jigsaw(const MethodOptions& options);
 std::shared_ptr<Method> make_dae(const MethodOptions& options);
 std::shared_ptr<Method> make_mae(const MethodOptions& options);
+std::shared_ptr<Method> make_swav(const MethodOptions& options);
+std::shared_ptr<Method> make_deepcluster(const MethodOptions& options);
 
 }  // namespace selfsup::ssl

@@ -22,6 +22,9 @@ json method_json(const MethodOptions& m) {
           {"tile_jitter", m.tile_jitter}, {"mask_noise", m.mask_noise},
           {"noise_std", m.noise_std},
           {"mask_ratio", m.mask_ratio}, {"norm_pix", m.norm_pix},
+          {"prototypes", m.prototypes}, {"sinkhorn_eps", m.sinkhorn_eps},
+          {"sinkhorn_iters", m.sinkhorn_iters}, {"swav_queue", m.swav_queue},
+          {"clusters", m.clusters}, {"local_crops", m.local_crops},
           {"seed", m.seed}};
 }
 
@@ -53,6 +56,12 @@ MethodOptions method_from(const json& j) {
   read(j, "noise_std", m.noise_std);
   read(j, "mask_ratio", m.mask_ratio);
   read(j, "norm_pix", m.norm_pix);
+  read(j, "prototypes", m.prototypes);
+  read(j, "sinkhorn_eps", m.sinkhorn_eps);
+  read(j, "sinkhorn_iters", m.sinkhorn_iters);
+  read(j, "swav_queue", m.swav_queue);
+  read(j, "clusters", m.clusters);
+  read(j, "local_crops", m.local_crops);
   read(j, "seed", m.seed);
   return m;
 }

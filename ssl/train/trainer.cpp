@@ -155,6 +155,7 @@ class Trainer {
  private:
   EpochStats run_epoch(int64_t epoch) {
     EpochStats s;
+    method_->before_epoch({epoch, c_.epochs, &train_set_, c_.batch_size});
     method_->train();
     loader_->start_epoch(epoch);
     ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c_.epochs),
@@ -162,7 +163,7 @@ class Trainer {
     auto start = Clock::now();
     while (auto batch = next_batch(s)) {
       schedule_.apply(*optimizer_, step_);
-      StepOutput out = method_->step(batch->views);
+      StepOutput out = method_->step_indexed(batch->views, batch->indices);
       optimizer_->zero_grad();
       out.loss.backward();
       if (c_.grad_clip > 0) optim::clip_grad_norm_(trainable(*method_), c_.grad_clip);

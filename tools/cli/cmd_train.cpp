@@ -93,6 +93,15 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
       ->capture_default_str();
   sub.add_option("--norm-pix", m.norm_pix, "MAE: per-patch normalised targets (true / false)")
       ->capture_default_str();
+  sub.add_option("--prototypes", m.prototypes, "SwAV prototypes (0: 100)");
+  sub.add_option("--sinkhorn-eps", m.sinkhorn_eps, "SwAV Sinkhorn epsilon (0: 0.05)");
+  sub.add_option("--sinkhorn-iters", m.sinkhorn_iters, "SwAV Sinkhorn iterations (0: 3)");
+  sub.add_option("--swav-queue", m.swav_queue, "SwAV feature queue length (0: none)")
+      ->capture_default_str();
+  sub.add_option("--clusters", m.clusters, "DeepCluster k-means clusters (0: 100)");
+  sub.add_option("--local-crops", m.local_crops,
+                 "SwAV / DeepCluster local crops besides the 2 global views (-1: 4)")
+      ->capture_default_str();
 }
 
 void add_eval_options(CLI::App& sub, ssl::TrainConfig& c) {
