@@ -25,8 +25,12 @@
 #include "ssl/losses/losses.h"
 #include "ssl/methods/deepcluster.h"
 #include "ssl/train/trainer.h"
+#include "tests/ssl_test_util.h"
 
 using namespace selfsup;
+using test::have_fashion_mnist;
+using test::metrics;
+using test::temp_dir;
 namespace fs = std::filesystem;
 using Mat = std::vector<std::vector<double>>;
 
@@ -473,19 +477,6 @@ TEST(DeepCluster, MisuseIsAOneLineError) {
 // ============================================================================= end to end
 
 namespace {
-
-bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line))
-    out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 }  // namespace
 

@@ -14,8 +14,12 @@
 #include "ssl/methods/mae.h"
 #include "ssl/methods/method.h"
 #include "ssl/train/trainer.h"
+#include "tests/ssl_test_util.h"
 
 using namespace selfsup;
+using test::have_fashion_mnist;
+using test::metrics;
+using test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -225,17 +229,6 @@ TEST(Mae, AModelThatCannotMaskIsAOneLineError) {
 // ---------------------------------------------------------------- end to end
 
 namespace {
-
-bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
-std::string temp_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("selfsup_test_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
 
 ssl::TrainConfig tiny_run(const std::string& method, const std::string& out) {
   ssl::TrainConfig c;

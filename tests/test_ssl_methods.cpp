@@ -10,24 +10,18 @@
 
 #include "autograd/ops.h"
 #include "ssl/train/trainer.h"
+#include "tests/ssl_test_util.h"
 
 using namespace selfsup;
+using test::have_fashion_mnist;
+using test::metrics;
+using test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
 #define REQUIRE_DATASET() \
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed"
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("selfsup_test_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
 
 ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   ssl::TrainConfig c;
@@ -50,14 +44,6 @@ ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   if (method == "mae") c.method_options.width = 0.25;
   c.method_options.clusters = 8;  // DeepCluster: no more clusters than the 64 images
   return c;
-}
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
 }
 
 class EveryMethod : public ::testing::TestWithParam<std::string> {};

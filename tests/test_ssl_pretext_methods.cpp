@@ -21,8 +21,12 @@
 #include "ssl/methods/method.h"
 #include "ssl/methods/pretext.h"
 #include "ssl/train/trainer.h"
+#include "tests/ssl_test_util.h"
 
 using namespace selfsup;
+using test::have_fashion_mnist;
+using test::metrics;
+using test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -530,19 +534,6 @@ TEST(PretextOptions, SurviveTheRunConfigurationJson) {
 // =============================================================================================
 
 namespace {
-
-bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line))
-    out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 struct EndToEnd {
   std::string method, metric;
