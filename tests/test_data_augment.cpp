@@ -207,6 +207,31 @@ TEST(Augment, ByolViewsAreAsymmetricAndBarlowReusesThem) {
             std::string::npos);
 }
 
+TEST(Augment, RecipeOptionsOverrideCropScaleAndViewSize) {
+  const RecipeOptions o{0.5f, 20};
+  for (const char* name : {"simclr", "byol", "moco", "rotnet", "mae"}) {
+    const ViewRecipes r = make_recipes(name, 1, 28, 0, o);
+    for (size_t v = 0; v < r.views.size(); ++v) {
+      const std::string n = r.views[v]->name();
+      EXPECT_NE(n.find("scale=(0.5, 1)"), std::string::npos) << name << ": " << n;
+      EXPECT_EQ(r.view_sizes[v], 20) << name;
+      AugRng rng(3, 1, 0, v);
+      const Image out = r.views[v]->apply(random_image(1, 28, 28, 2), rng);
+      EXPECT_EQ(out.h, 20) << name;
+      EXPECT_EQ(out.w, 20) << name;
+    }
+  }
+  // SwAV: the override reaches the two global crops; the local ones keep their own range.
+  const ViewRecipes swav = make_recipes("swav", 1, 28, 0, o);
+  EXPECT_NE(swav.views[0]->name().find("scale=(0.5, 1)"), std::string::npos);
+  EXPECT_NE(swav.views[2]->name().find("scale=(0.05, 0.14)"), std::string::npos)
+      << swav.views[2]->name();
+  // Zero keeps the recipe's own values.
+  const ViewRecipes plain = make_recipes("simclr", 1, 28, 0, RecipeOptions{});
+  EXPECT_NE(plain.views[0]->name().find("scale=(0.2, 1)"), std::string::npos);
+  EXPECT_EQ(plain.view_sizes[0], 28);
+}
+
 TEST(Augment, RotnetViewIsViewZeroRotatedByItsLabel) {
   const ViewRecipes r = make_recipes("rotnet", 3, 28, 0);
   const Image img = random_image(3, 28, 28, 5);
@@ -854,5 +879,11 @@ TEST(Augment, BadArgumentsThrowNamingTheValue) {
   expect_error([] { make_recipes("swav", 3, 32, 1); }, {"swav", "got 1"});
   expect_error([] { make_recipes("simclr", 3, 4, 0); }, {"image_size 4"});
   expect_error([] { make_recipes("simclr", 0, 32, 0); }, {"channels 0"});
+  expect_error([] { make_recipes("simclr", 1, 28, 0, RecipeOptions{0, 5}); }, {"view_size 5"});
+  expect_error(
+      [] {
+        make_recipes("simclr", 1, 28, 0, RecipeOptions{1.5f, 0});
+      },
+      {"crop_min_scale 1.5"});
   expect_error([] { compose({T::identity(), nullptr}); }, {"compose", "transform 1"});
 }

@@ -86,6 +86,33 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   fs::remove_all(run);
 }
 
+// Training at a lower resolution than the images (20 px views of 28 px images) with weaker
+// crops: the options reach the loader, survive the run configuration, and the kNN evaluation
+// still feeds the encoder full-size images.
+TEST(Train, ViewSizeAndCropScaleOverrides) {
+  REQUIRE_DATASET();
+  std::string run = temp_dir("view_size");
+  ssl::TrainConfig c = tiny("simclr", run);
+  c.epochs = 1;
+  c.view_size = 20;
+  c.crop_min_scale = 0.5;
+  ssl::TrainResult r = ssl::train(c);
+  EXPECT_EQ(r.epochs_done, 1);
+  EXPECT_GE(r.knn_top1, 0.0);
+  ssl::TrainConfig loaded;
+  ssl::load_method(ssl::checkpoint_path(run), &loaded);
+  EXPECT_EQ(loaded.view_size, 20);
+  EXPECT_DOUBLE_EQ(loaded.crop_min_scale, 0.5);
+  c.view_size = 4;
+  try {
+    ssl::train(c);
+    ADD_FAILURE() << "a 4 px view size was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--view-size 4"), std::string::npos) << e.what();
+  }
+  fs::remove_all(run);
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, EveryMethod, ::testing::ValuesIn(ssl::method_names()),
                          [](const auto& info) { return info.param; });
 

@@ -30,9 +30,16 @@ struct ViewRecipes {
   std::vector<int64_t> view_sizes;  // output height = width of each view
 };
 
+// Overrides of a recipe's defaults, for tuning a method to a dataset (0: the recipe's own).
+struct RecipeOptions {
+  float crop_min_scale = 0;  // lower end of the random-resized-crop area of the (global) views
+  int64_t view_size = 0;     // side of the (global) views: train at a lower resolution than
+                             // the images; a convolutional encoder still sees full images later
+};
+
 // Named recipes: none, simclr, byol, moco, barlow (=byol recipe), swav (multi-crop),
 // rotnet, jigsaw, mae. num_views <= 0 means the recipe's default.
 ViewRecipes make_recipes(const std::string& name, int64_t channels, int64_t image_size,
-                         int64_t num_views);
+                         int64_t num_views, const RecipeOptions& options = {});
 
 }  // namespace selfsup::data

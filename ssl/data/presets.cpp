@@ -26,8 +26,14 @@ constexpr int64_t kMinImageSize = 8;
 constexpr int64_t kBlurMinSize = 64;
 
 struct RecipeArgs {
-  int64_t channels, size, views;
+  int64_t channels, size, views;  // size: the side of the (global) views
+  float crop_min_scale;           // 0: the recipe's own
 };
+
+// The random-resized-crop area range of a recipe whose own lower end is `recipe_min`.
+Range crop_scale(const RecipeArgs& a, float recipe_min) {
+  return {a.crop_min_scale > 0 ? a.crop_min_scale : recipe_min, 1.0f};
+}
 
 ViewRecipes uniform_views(std::string name, TransformPtr view, int64_t size, int64_t n) {
   ViewRecipes r{std::move(name), {}, {}};
@@ -46,7 +52,7 @@ TransformPtr blur(int64_t size, float p) {
 // p = 0.5 only from 64 px up.
 ViewRecipes simclr(const RecipeArgs& a) {
   const float min_scale = (a.channels == 1 || a.size < 32) ? 0.2f : 0.08f;
-  std::vector<TransformPtr> ts = {random_resized_crop(a.size, {min_scale, 1.0f}),
+  std::vector<TransformPtr> ts = {random_resized_crop(a.size, crop_scale(a, min_scale)),
                                   horizontal_flip(0.5f), color_jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f),
                                   random_grayscale(0.2f)};
   if (a.size >= kBlurMinSize) ts.push_back(blur(a.size, 0.5f));
@@ -59,7 +65,7 @@ ViewRecipes simclr(const RecipeArgs& a) {
 ViewRecipes byol(const RecipeArgs& a, std::string name) {
   auto view = [&](float blur_p, float solarize_p) {
     std::vector<TransformPtr> ts = {
-        random_resized_crop(a.size, {0.08f, 1.0f}), horizontal_flip(0.5f),
+        random_resized_crop(a.size, crop_scale(a, 0.08f)), horizontal_flip(0.5f),
         color_jitter(0.4f, 0.4f, 0.2f, 0.1f, 0.8f), random_grayscale(0.2f), blur(a.size, blur_p)};
     if (solarize_p > 0.0f) ts.push_back(solarize(0.5f, solarize_p));
     return compose(ts);
@@ -76,7 +82,7 @@ ViewRecipes byol(const RecipeArgs& a, std::string name) {
 // MoCo v2: crop 0.2-1, jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale 0.2, blur 0.5, flip.
 ViewRecipes moco(const RecipeArgs& a) {
   return uniform_views("moco",
-                       compose({random_resized_crop(a.size, {0.2f, 1.0f}),
+                       compose({random_resized_crop(a.size, crop_scale(a, 0.2f)),
                                 color_jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f), random_grayscale(0.2f),
                                 blur(a.size, 0.5f), horizontal_flip(0.5f)}),
                        a.size, a.views);
@@ -96,7 +102,8 @@ ViewRecipes swav(const RecipeArgs& a) {
     if (a.size >= kBlurMinSize) ts.push_back(blur(size, 0.5f));
     return compose(ts);
   };
-  const TransformPtr global = view(a.size, {0.14f, 1.0f}), local = view(local_size, {0.05f, 0.14f});
+  const TransformPtr global = view(a.size, crop_scale(a, 0.14f)),
+                     local = view(local_size, {0.05f, 0.14f});
   ViewRecipes r{"swav", {}, {}};
   for (int64_t v = 0; v < a.views; ++v) {
     r.views.push_back(v < 2 ? global : local);
@@ -111,8 +118,8 @@ ViewRecipes swav(const RecipeArgs& a) {
 ViewRecipes rotnet(const RecipeArgs& a) {
   ViewRecipes r{"rotnet", {}, {}};
   for (int64_t v = 0; v < a.views; ++v) {
-    r.views.push_back(compose({random_resized_crop(a.size, {0.6f, 1.0f}), horizontal_flip(0.5f),
-                               rotate90(static_cast<int>(v % 4))}));
+    r.views.push_back(compose({random_resized_crop(a.size, crop_scale(a, 0.6f)),
+                               horizontal_flip(0.5f), rotate90(static_cast<int>(v % 4))}));
     r.view_sizes.push_back(a.size);
   }
   return r;
@@ -123,17 +130,17 @@ ViewRecipes rotnet(const RecipeArgs& a) {
 // random_jigsaw() / jigsaw() and keeps the permutation index as the label.
 ViewRecipes jigsaw_recipe(const RecipeArgs& a) {
   return uniform_views("jigsaw",
-                       compose({random_resized_crop(a.size, {0.6f, 1.0f}), horizontal_flip(0.5f),
-                                random_grayscale(0.3f)}),
+                       compose({random_resized_crop(a.size, crop_scale(a, 0.6f)),
+                                horizontal_flip(0.5f), random_grayscale(0.3f)}),
                        a.size, a.views);
 }
 
 // MAE: crop 0.2-1 and flip only; the 75% patch masking happens on the encoder's tokens, with
 // random_patch_mask() giving the mask.
 ViewRecipes mae(const RecipeArgs& a) {
-  return uniform_views("mae",
-                       compose({random_resized_crop(a.size, {0.2f, 1.0f}), horizontal_flip(0.5f)}),
-                       a.size, a.views);
+  return uniform_views(
+      "mae", compose({random_resized_crop(a.size, crop_scale(a, 0.2f)), horizontal_flip(0.5f)}),
+      a.size, a.views);
 }
 
 // none: the image as it is (resized to image_size if it differs), for evaluation and probes.
@@ -144,12 +151,19 @@ ViewRecipes none(const RecipeArgs& a) {
 }  // namespace
 
 ViewRecipes make_recipes(const std::string& name, int64_t channels, int64_t image_size,
-                         int64_t num_views) {
+                         int64_t num_views, const RecipeOptions& options) {
   SELFSUP_CHECK(channels >= 1, "make_recipes: channels ", channels, " must be >= 1");
   SELFSUP_CHECK(image_size >= kMinImageSize, "make_recipes: image_size ", image_size,
                 " is too small (need >= ", kMinImageSize, ")");
+  SELFSUP_CHECK(options.view_size == 0 || options.view_size >= kMinImageSize,
+                "make_recipes: view_size ", options.view_size,
+                " is too small (need >= ", kMinImageSize, ", or 0 for the image size)");
+  SELFSUP_CHECK(options.crop_min_scale >= 0 && options.crop_min_scale <= 1,
+                "make_recipes: crop_min_scale ", options.crop_min_scale, " is not in [0, 1]");
+  const int64_t view_size = options.view_size > 0 ? options.view_size : image_size;
   auto args = [&](int64_t default_views) {
-    return RecipeArgs{channels, image_size, num_views > 0 ? num_views : default_views};
+    return RecipeArgs{channels, view_size, num_views > 0 ? num_views : default_views,
+                      options.crop_min_scale};
   };
   if (name == "none") return none(args(1));
   if (name == "simclr") return simclr(args(2));

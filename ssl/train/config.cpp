@@ -69,16 +69,28 @@ MethodOptions method_from(const json& j) {
 }  // namespace
 
 std::string TrainConfig::to_json() const {
-  json j = {{"method", method},         {"dataset", dataset},
-            {"data_dir", data_dir},     {"device", device},
-            {"out", out},               {"epochs", epochs},
-            {"batch_size", batch_size}, {"subset", subset},
-            {"num_workers", num_workers}, {"seed", seed},
-            {"optimizer", optimizer},   {"lr", lr},
-            {"weight_decay", weight_decay}, {"momentum", momentum},
-            {"warmup_epochs", warmup_epochs}, {"grad_clip", grad_clip},
-            {"knn_every", knn_every},   {"knn_train", knn_train},
-            {"knn_test", knn_test},     {"knn_k", knn_k},
+  json j = {{"method", method},
+            {"dataset", dataset},
+            {"data_dir", data_dir},
+            {"device", device},
+            {"out", out},
+            {"epochs", epochs},
+            {"batch_size", batch_size},
+            {"subset", subset},
+            {"num_workers", num_workers},
+            {"seed", seed},
+            {"crop_min_scale", crop_min_scale},
+            {"view_size", view_size},
+            {"optimizer", optimizer},
+            {"lr", lr},
+            {"weight_decay", weight_decay},
+            {"momentum", momentum},
+            {"warmup_epochs", warmup_epochs},
+            {"grad_clip", grad_clip},
+            {"knn_every", knn_every},
+            {"knn_train", knn_train},
+            {"knn_test", knn_test},
+            {"knn_k", knn_k},
             {"method_options", method_json(method_options)}};
   return j.dump(2);
 }
@@ -102,6 +114,8 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     read(j, "subset", c.subset);
     read(j, "num_workers", c.num_workers);
     read(j, "seed", c.seed);
+    read(j, "crop_min_scale", c.crop_min_scale);
+    read(j, "view_size", c.view_size);
     read(j, "optimizer", c.optimizer);
     read(j, "lr", c.lr);
     read(j, "weight_decay", c.weight_decay);

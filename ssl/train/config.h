@@ -19,6 +19,9 @@ struct TrainConfig {
   int64_t batch_size = 256;
   int64_t subset = 0;  // train on the first N training images (0: all)
   int num_workers = 2;
+  // Augmentation overrides (0: the method's recipe as published, ssl/data/presets.cpp).
+  double crop_min_scale = 0;  // lower end of the random-resized-crop area
+  int64_t view_size = 0;      // side of the training views (0: the image size)
   uint64_t seed = 0;
   // Optimisation. lr is per 256 images (scaled linearly with the batch size, as the papers do).
   std::string optimizer = "adamw";  // adamw | sgd | lars

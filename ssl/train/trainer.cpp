@@ -40,6 +40,10 @@ void check_config(const TrainConfig& c) {
   SELFSUP_CHECK(c.batch_size >= 2, "train: --batch-size must be at least 2, got ", c.batch_size);
   SELFSUP_CHECK(c.lr > 0, "train: --lr must be positive, got ", c.lr);
   SELFSUP_CHECK(c.subset >= 0, "train: --subset must be >= 0, got ", c.subset);
+  SELFSUP_CHECK(c.crop_min_scale >= 0 && c.crop_min_scale <= 1, "train: --crop-min-scale ",
+                c.crop_min_scale, " must lie in [0, 1] (0: the recipe's own)");
+  SELFSUP_CHECK(c.view_size == 0 || c.view_size >= 8, "train: --view-size ", c.view_size,
+                " must be 0 (the image size) or at least 8");
   SELFSUP_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs <= c.epochs, "train: --warmup-epochs ",
                 c.warmup_epochs, " must lie in [0, epochs]");
 }
@@ -106,14 +110,15 @@ class Trainer {
     train_set_ = data::load_dataset(c_.dataset, "train", c_.data_dir);
     if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
     c_.method_options.in_channels = train_set_.channels();
-    c_.method_options.image_size = train_set_.height();
+    c_.method_options.image_size = c_.view_size > 0 ? c_.view_size : train_set_.height();
     c_.method_options.seed = c_.seed;
     method_ = make_method(c_.method, c_.method_options);
     SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ",
                   train_set_.name, " are ", train_set_.height(), "x", train_set_.width(),
                   "; square images are expected");
-    auto recipes = data::make_recipes(method_->augment_preset(), train_set_.channels(),
-                                      train_set_.height(), method_->num_views());
+    auto recipes = data::make_recipes(
+        method_->augment_preset(), train_set_.channels(), train_set_.height(), method_->num_views(),
+        data::RecipeOptions{static_cast<float>(c_.crop_min_scale), c_.view_size});
     loader_ = std::make_unique<data::Loader>(
         train_set_, recipes,
         data::LoaderOptions{c_.batch_size, c_.num_workers, 4, true, true, c_.seed, true, nullptr});

@@ -44,7 +44,8 @@ void add_run_options(CLI::App& sub, ssl::TrainConfig& c) {
   sub.add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder:PATH")
       ->capture_default_str();
   sub.add_option("--data-dir", c.data_dir, "read the dataset's files from this folder");
-  sub.add_option("--model", c.method_options.model, "encoder: resnet-small, resnet18, resnet34, resnet50, vit-tiny")
+  sub.add_option("--model", c.method_options.model,
+                 "encoder: resnet-small, resnet-small-wide, resnet18, resnet34, resnet50, vit-tiny")
       ->capture_default_str();
   sub.add_option("--width", c.method_options.width, "encoder width multiplier")->capture_default_str();
   sub.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
@@ -55,6 +56,11 @@ void add_run_options(CLI::App& sub, ssl::TrainConfig& c) {
   sub.add_option("--subset", c.subset, "train on the first N training images (0: all)")
       ->capture_default_str();
   sub.add_option("--workers", c.num_workers, "data loader threads")->capture_default_str();
+  sub.add_option("--crop-min-scale", c.crop_min_scale,
+                 "smallest random-resized-crop area of a view (0: the method's recipe)");
+  sub.add_option(
+      "--view-size", c.view_size,
+      "side of the training views, e.g. 20 to train 28 px images at 20 px (0: image size)");
 }
 
 void add_optimisation_options(CLI::App& sub, ssl::TrainConfig& c) {
