@@ -117,6 +117,25 @@ TEST(NnModels, ResNetSmallCountNamesAndShapes) {
     EXPECT_GE(v, 0.0);  // pooled ReLU outputs
 }
 
+// resnet-small-wide = resnet-small + a 1x1 conv (128 -> 512), BN and ReLU before the pool.
+TEST(NnModels, ResNetSmallWideAddsAHeadConv) {
+  auto enc = make_encoder("resnet-small-wide", 1);
+  EXPECT_EQ(enc.feature_dim, 512);
+  EXPECT_EQ(enc.module->num_parameters(), resnet_small_count(1) + conv1(128, 512) + bn(512));
+  auto keys = keys_of(*enc.module);
+  for (const char* k : {"head.0.weight", "head.1.weight", "head.1.running_var"})
+    EXPECT_TRUE(keys.count(k)) << k;
+  EXPECT_FALSE(keys.count("head.0.bias"));
+  Generator gen(2);
+  Tensor y = enc.module->forward(randn({3, 1, 28, 28}, kFloat32, &gen));
+  EXPECT_EQ(y.shape(), (Shape{3, 512}));
+  for (double v : y.to_vector<double>())
+    EXPECT_GE(v, 0.0);  // pooled ReLU outputs
+  // A convolutional encoder takes other image sizes: training at 20 px, evaluating at 28.
+  EXPECT_EQ(enc.module->forward(randn({2, 1, 20, 20}, kFloat32, &gen)).shape(), (Shape{2, 512}));
+  EXPECT_EQ(make_encoder("resnet-small-wide", 1, 0.5).feature_dim, 256);
+}
+
 TEST(NnModels, ResNet18CountNamesAndShape) {
   auto enc = make_encoder("resnet18", 3);
   EXPECT_EQ(enc.feature_dim, 512);
@@ -180,15 +199,15 @@ TEST(NnModels, WidthMultiplierAndInputChannels) {
 
 TEST(NnModels, RegistryNamesAndUnknownName) {
   auto names = encoder_names();
-  EXPECT_EQ(names, (std::vector<std::string>{"resnet-small", "resnet18", "resnet34", "resnet50",
-                                             "vit-tiny"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"resnet-small", "resnet-small-wide", "resnet18",
+                                             "resnet34", "resnet50", "vit-tiny"}));
   try {
     make_encoder("resnet19");
     FAIL() << "no error";
   } catch (const Error& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("resnet19"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("resnet-small, resnet18"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("resnet-small, resnet-small-wide, resnet18"), std::string::npos) << msg;
   }
 }
 

@@ -14,9 +14,8 @@ using OptionsFn = ResNetOptions (*)(int64_t, double);
 
 const std::vector<std::pair<std::string, OptionsFn>>& resnets() {
   static const std::vector<std::pair<std::string, OptionsFn>> table = {
-      {"resnet-small", resnet_small_options},
-      {"resnet18", resnet18_options},
-      {"resnet34", resnet34_options},
+      {"resnet-small", resnet_small_options}, {"resnet-small-wide", resnet_small_wide_options},
+      {"resnet18", resnet18_options},         {"resnet34", resnet34_options},
       {"resnet50", resnet50_options},
   };
   return table;

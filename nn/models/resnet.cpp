@@ -105,6 +105,13 @@ ResNet::ResNet(const ResNetOptions& o, Generator* gen) : Module("ResNet"), optio
     layers.push_back(register_module("layer" + std::to_string(s + 1), layer));
   }
   feature_dim_ = channels;
+  if (o.head_channels > 0) {
+    head = register_module("head", std::make_shared<Sequential>());
+    head->push_back(conv(channels, o.head_channels, 1, 1, gen));
+    head->push_back(std::make_shared<BatchNorm2d>(o.head_channels));
+    head->push_back(std::make_shared<ReLU>());
+    feature_dim_ = o.head_channels;
+  }
 
   // torchvision's initialisation: He-normal (fan_out, relu) for every conv, BN weight 1 and
   // bias 0 (the BatchNorm default); optionally zero the last BN of each residual branch.
@@ -128,6 +135,7 @@ Tensor ResNet::forward(const Tensor& x) {
   if (options.imagenet_stem) h = max_pool2d(h, 3, 2, 1);
   for (auto& layer : layers)
     h = layer->forward(h);
+  if (head) h = head->forward(h);
   return flatten(adaptive_avg_pool2d(h, 1, 1), 1);  // [N, C, 1, 1] -> [N, C]
 }
 
@@ -175,6 +183,12 @@ ResNetOptions resnet_small_options(int64_t in_channels, double w) {
   o.stage_strides = {1, 2, 2};
   o.stem_channels = scaled(32, w);
   o.in_channels = in_channels;
+  return o;
+}
+
+ResNetOptions resnet_small_wide_options(int64_t in_channels, double w) {
+  ResNetOptions o = resnet_small_options(in_channels, w);
+  o.head_channels = scaled(512, w);
   return o;
 }
 

@@ -56,6 +56,10 @@ struct ResNetOptions {
   // Zero the last BN weight of every block so each residual branch starts as the identity
   // (Goyal et al. 2017; torchvision's zero_init_residual).
   bool zero_init_residual = false;
+  // When > 0: a 1x1 conv -> BN -> ReLU widens the last stage to this many channels before the
+  // pool (the "head conv" of MobileNetV2 / EfficientNet). It costs one pointwise conv at the
+  // smallest resolution, and the pooled feature keeps more of what the last stage knows.
+  int64_t head_channels = 0;
 };
 
 class ResNet : public Module {
@@ -69,6 +73,7 @@ class ResNet : public Module {
   std::shared_ptr<Conv2d> conv1;
   std::shared_ptr<BatchNorm2d> bn1;
   std::vector<std::shared_ptr<Sequential>> layers;  // registered as layer1, layer2, ...
+  std::shared_ptr<Sequential> head;                 // 1x1 conv, BN, ReLU; null without one
 
  private:
   int64_t feature_dim_ = 0;
@@ -81,5 +86,8 @@ ResNetOptions resnet50_options(int64_t in_channels = 3, double width_multiplier 
 // ~0.3M parameters for CPU training: a 32-channel stem and three stages of one BasicBlock
 // with 32, 64, 128 channels and strides 1, 2, 2 (128-d features).
 ResNetOptions resnet_small_options(int64_t in_channels = 3, double width_multiplier = 1.0);
+// resnet-small plus a 128 -> 512 head conv (1x1, BN, ReLU) at 7x7: 512-d features for about
+// 9% more FLOPs ("resnet-small-wide").
+ResNetOptions resnet_small_wide_options(int64_t in_channels = 3, double width_multiplier = 1.0);
 
 }  // namespace selfsup::nn
