@@ -113,6 +113,26 @@ TEST(Train, ViewSizeAndCropScaleOverrides) {
   fs::remove_all(run);
 }
 
+// A ViT's position table is learned per patch of the training grid, so views smaller than the
+// images would be evaluated on positions that never trained: refused before any work.
+TEST(Train, ViewSizeIsRefusedForTheVit) {
+  REQUIRE_DATASET();
+  std::string run = temp_dir("vit_view_size");
+  ssl::TrainConfig c = tiny("mae", run);
+  c.method_options.model = "vit-tiny";
+  c.view_size = 20;
+  try {
+    ssl::train(c);
+    ADD_FAILURE() << "--view-size 20 was accepted with vit-tiny";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--view-size 20 is not supported with --model vit-tiny"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(ssl::checkpoint_path(run)));
+  fs::remove_all(run);
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, EveryMethod, ::testing::ValuesIn(ssl::method_names()),
                          [](const auto& info) { return info.param; });
 
