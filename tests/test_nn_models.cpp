@@ -323,3 +323,10 @@ TEST(NnModels, MlpHeadLayoutNamesAndShapes) {
   EXPECT_THROW(mlp_head({8}), Error);
   EXPECT_THROW(mlp_head({8, 0, 2}), Error);
 }
+
+// Only the convolutional encoders may train on views smaller than the evaluation images.
+TEST(Registry, OnlyResNetsAcceptAnyImageSize) {
+  for (const std::string& name : nn::encoder_names())
+    EXPECT_EQ(nn::encoder_accepts_any_image_size(name), name.rfind("resnet", 0) == 0) << name;
+  EXPECT_FALSE(nn::encoder_accepts_any_image_size("no-such-encoder"));
+}

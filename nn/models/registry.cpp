@@ -41,6 +41,12 @@ Encoder make_encoder(const std::string& name, int64_t in_channels, double width_
   throw Error("make_encoder: unknown encoder '" + name + "' (known: " + list + ")");
 }
 
+bool encoder_accepts_any_image_size(const std::string& name) {
+  for (const auto& [known, _] : resnets())
+    if (known == name) return true;
+  return false;
+}
+
 std::vector<std::string> encoder_names() {
   std::vector<std::string> names;
   for (const auto& [name, _] : resnets())

@@ -30,4 +30,9 @@ Encoder make_encoder(const std::string& name, int64_t in_channels = 3,
 // The names make_encoder accepts, in a stable order.
 std::vector<std::string> encoder_names();
 
+// Whether the encoder evaluates images of another size than it trained on with nothing left
+// untrained: true for the ResNets (convolutions and a global pool), false for vit-tiny (one
+// learned position embedding per patch of the training grid).
+bool encoder_accepts_any_image_size(const std::string& name);
+
 }  // namespace selfsup::nn

@@ -111,11 +111,12 @@ class Trainer {
     if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
     // A ViT learns one position embedding per patch of the grid it trains on; views smaller
     // than the image would leave the outer positions untrained for evaluation at full size.
-    SELFSUP_CHECK(c_.method_options.model != "vit-tiny" || c_.view_size == 0 ||
-                      c_.view_size == train_set_.height(),
-                  "train: --view-size ", c_.view_size, " is not supported with --model vit-tiny (",
-                  train_set_.name, " images are ", train_set_.height(),
-                  " px; its position embeddings must be trained at the evaluation size)");
+    SELFSUP_CHECK(nn::encoder_accepts_any_image_size(c_.method_options.model) ||
+                      c_.view_size == 0 || c_.view_size == train_set_.height(),
+                  "train: --view-size ", c_.view_size, " is not supported with --model ",
+                  c_.method_options.model, " (", train_set_.name, " images are ",
+                  train_set_.height(), " px; its position embeddings must be trained at the ",
+                  "evaluation size)");
     c_.method_options.in_channels = train_set_.channels();
     c_.method_options.image_size = c_.view_size > 0 ? c_.view_size : train_set_.height();
     c_.method_options.seed = c_.seed;
