@@ -203,6 +203,13 @@ TEST(Augment, ByolViewsAreAsymmetricAndBarlowReusesThem) {
   EXPECT_NE(simclr28.find("scale=(0.2, 1)"), std::string::npos) << simclr28;
   EXPECT_NE(make_recipes("simclr", 3, 32, 0).views[0]->name().find("scale=(0.08, 1)"),
             std::string::npos);
+  // BYOL's recipe (also Barlow Twins' and VICReg's) takes the same small-image floor.
+  for (int64_t v : {0, 1}) {
+    const std::string byol28 = make_recipes("byol", 1, 28, 0).views[v]->name();
+    EXPECT_NE(byol28.find("scale=(0.2, 1)"), std::string::npos) << byol28;
+    const std::string byol32 = make_recipes("byol", 3, 32, 0).views[v]->name();
+    EXPECT_NE(byol32.find("scale=(0.08, 1)"), std::string::npos) << byol32;
+  }
   EXPECT_NE(make_recipes("simclr", 3, 96, 0).views[0]->name().find("GaussianBlur"),
             std::string::npos);
 }

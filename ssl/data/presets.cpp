@@ -7,8 +7,9 @@
 //    most of the signal. Where a method's defining asymmetry is the blur (BYOL, Barlow Twins)
 //    or MoCo v2's recipe has it, it is kept with a kernel of about 10% of the side
 //    (blur_kernel_size: 3 px for 28 and 32) and sigma in [0.1, 2].
-//  - SimCLR crops at least 20% of a grayscale or sub-32 px image (0.08 on 32 px RGB and up):
-//    an 8% crop of a 28 px garment is an 8x8 patch with little left to match.
+//  - SimCLR, BYOL (and so Barlow Twins and VICReg) crop at least 20% of a grayscale or sub-32 px
+//    image (the papers' 0.08 on 32 px RGB and up): an 8% crop of a 28 px garment is an 8x8 patch
+//    with little left to match.
 //  - SwAV's local crops are 0.57 of the side (16 px for 28, 18 for 32), like 96/224 and 160/224.
 //  - Colour ops on 1-channel images: saturation, hue and grayscale are no-ops (transforms.h).
 #include <cmath>
@@ -35,6 +36,11 @@ Range crop_scale(const RecipeArgs& a, float recipe_min) {
   return {a.crop_min_scale > 0 ? a.crop_min_scale : recipe_min, 1.0f};
 }
 
+// The papers' 0.08 floor, raised to 0.2 for grayscale or sub-32 px images.
+float small_image_crop_floor(const RecipeArgs& a) {
+  return (a.channels == 1 || a.size < 32) ? 0.2f : 0.08f;
+}
+
 ViewRecipes uniform_views(std::string name, TransformPtr view, int64_t size, int64_t n) {
   ViewRecipes r{std::move(name), {}, {}};
   for (int64_t v = 0; v < n; ++v) {
@@ -48,25 +54,26 @@ TransformPtr blur(int64_t size, float p) {
   return transforms::gaussian_blur(blur_kernel_size(size), {0.1f, 2.0f}, p);
 }
 
-// SimCLR: crop, flip, colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2; blur
-// p = 0.5 only from 64 px up.
+// SimCLR: crop (small_image_crop_floor), flip, colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8,
+// grayscale p = 0.2; blur p = 0.5 only from 64 px up.
 ViewRecipes simclr(const RecipeArgs& a) {
-  const float min_scale = (a.channels == 1 || a.size < 32) ? 0.2f : 0.08f;
-  std::vector<TransformPtr> ts = {random_resized_crop(a.size, crop_scale(a, min_scale)),
-                                  horizontal_flip(0.5f), color_jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f),
-                                  random_grayscale(0.2f)};
+  std::vector<TransformPtr> ts = {
+      random_resized_crop(a.size, crop_scale(a, small_image_crop_floor(a))), horizontal_flip(0.5f),
+      color_jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f), random_grayscale(0.2f)};
   if (a.size >= kBlurMinSize) ts.push_back(blur(a.size, 0.5f));
   return uniform_views("simclr", compose(ts), a.size, a.views);
 }
 
-// BYOL (and Barlow Twins, which reuses it): two asymmetric views. View 1 is always blurred and
-// never solarised; view 2 is blurred with p = 0.1 and solarised with p = 0.2. With more than two
-// views the two recipes alternate (even views take view 1's).
+// BYOL (and Barlow Twins and VICReg, which reuse it): two asymmetric views. View 1 is always
+// blurred and never solarised; view 2 is blurred with p = 0.1 and solarised with p = 0.2. Crops
+// start at small_image_crop_floor. With more than two views the two recipes alternate (even views
+// take view 1's).
 ViewRecipes byol(const RecipeArgs& a, std::string name) {
   auto view = [&](float blur_p, float solarize_p) {
     std::vector<TransformPtr> ts = {
-        random_resized_crop(a.size, crop_scale(a, 0.08f)), horizontal_flip(0.5f),
-        color_jitter(0.4f, 0.4f, 0.2f, 0.1f, 0.8f), random_grayscale(0.2f), blur(a.size, blur_p)};
+        random_resized_crop(a.size, crop_scale(a, small_image_crop_floor(a))),
+        horizontal_flip(0.5f), color_jitter(0.4f, 0.4f, 0.2f, 0.1f, 0.8f), random_grayscale(0.2f),
+        blur(a.size, blur_p)};
     if (solarize_p > 0.0f) ts.push_back(solarize(0.5f, solarize_p));
     return compose(ts);
   };
