@@ -7,7 +7,6 @@
 #include <Eigen/Core>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -17,6 +16,7 @@
 
 #include "kernels/cuda/device_info.h"
 #include "tools/cli/command.h"
+#include "tools/cli/host_info.h"
 
 namespace selfsup::cli {
 namespace {
@@ -126,18 +126,6 @@ BuildInfo collect_build() {
             std::to_string(EIGEN_MINOR_VERSION);
   b.eigen_simd = Eigen::SimdInstructionSetsInUse();
   return b;
-}
-
-// The "model name" line of /proc/cpuinfo (x86 Linux); "unknown" elsewhere.
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    size_t colon = line.find(':');
-    if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
-  }
-  return "unknown";
 }
 
 CpuInfo collect_cpu() {
