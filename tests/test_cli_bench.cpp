@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/cli_test_util.h"
 #include "tools/cli/bench_table.h"
 
 namespace selfsup {
@@ -255,17 +256,8 @@ TEST_F(BenchFolder, FindsOnlyExecutableBenchFiles) {
 
 // ---------------------------------------------------------------- the command, end to end
 
-struct CliResult {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::CliResult;
+using test::slurp;
 
 // A fake Google Benchmark executable: records its arguments in args.txt beside it, lists one
 // benchmark for --benchmark_list_tests when the filter is "one", and writes kCudaJson to the
@@ -294,21 +286,13 @@ class BenchCommand : public BenchFolder {
  protected:
   void SetUp() override {
     BenchFolder::SetUp();
-    binary_ = fs::read_symlink("/proc/self/exe").parent_path() / "selfsup";
+    binary_ = test::selfsup_beside_test();
     if (!fs::exists(binary_)) GTEST_SKIP() << "the selfsup binary is not built at " << binary_;
   }
 
+  // TMPDIR: the folders of the executables' output land in dir_, removed with it.
   CliResult selfsup(const std::string& args) {
-    fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    // TMPDIR: the folders of the executables' output land in dir_, removed with it.
-    std::string cmd = "TMPDIR=" + dir_.string() + " " + binary_.string() + " " + args + " >" +
-                      out.string() + " 2>" + err.string();
-    CliResult r;
-    int raw = std::system(cmd.c_str());
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return test::run_cli(binary_, args, dir_, "TMPDIR=" + dir_.string() + " ");
   }
 
   fs::path binary_;

@@ -14,6 +14,7 @@
 
 #include "core/safetensors.h"
 #include "ssl/train/trainer.h"
+#include "tests/cli_test_util.h"
 
 namespace selfsup {
 namespace {
@@ -48,17 +49,8 @@ void write_idx_split(const fs::path& dir, const std::string& prefix, int64_t n) 
   }
 }
 
-struct CliResult {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::CliResult;
+using test::slurp;
 
 class CliEval : public ::testing::Test {
  protected:
@@ -90,20 +82,11 @@ class CliEval : public ::testing::Test {
   }
 
   void SetUp() override {
-    binary_ = fs::read_symlink("/proc/self/exe").parent_path() / "selfsup";
+    binary_ = test::selfsup_beside_test();
     if (!fs::exists(binary_)) GTEST_SKIP() << "the selfsup binary is not built at " << binary_;
   }
 
-  CliResult selfsup(const std::string& args) {
-    fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    std::string cmd = binary_.string() + " " + args + " >" + out.string() + " 2>" + err.string();
-    CliResult r;
-    int raw = std::system(cmd.c_str());
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  CliResult selfsup(const std::string& args) { return test::run_cli(binary_, args, dir_); }
 
   static inline fs::path dir_;
   static inline std::string checkpoint_;

@@ -10,6 +10,7 @@
 
 #include "autograd/ops.h"
 #include "ssl/train/trainer.h"
+#include "tests/cli_test_util.h"
 #include "tests/ssl_test_util.h"
 
 using namespace selfsup;
@@ -66,11 +67,6 @@ int run_logged(const std::string& command, const std::string& log) {
   return std::system((command + " >> " + log + " 2>&1").c_str());
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // Every method through the CLI: `selfsup train` for two epochs (the loss goes down, a checkpoint
 // and metrics are written), `train --resume` for a third, then `selfsup eval` prints an accuracy.
 class EveryMethod : public ::testing::TestWithParam<std::string> {};
@@ -81,7 +77,7 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   if (bin.empty()) GTEST_SKIP() << "the selfsup binary is not built next to the tests";
   std::string run = temp_dir(GetParam()), log = run + ".log";
   ASSERT_EQ(run_logged(bin + " train --epochs 2" + tiny_flags(GetParam(), run), log), 0)
-      << read_text(log);
+      << test::slurp(log);
   auto m = metrics(run);
   ASSERT_EQ(m.size(), 2u);
   // DeepCluster's two epochs train against two different clusterings, so their losses are not
@@ -96,7 +92,7 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
   double wait = m[1].value("data_wait_fraction", -1.0);
   EXPECT_TRUE(wait >= 0.0 && wait <= 1.0) << "data_wait_fraction " << wait;
   // Resume: one more epoch continues from the checkpoint's step count.
-  ASSERT_EQ(run_logged(bin + " train --resume " + run + " --epochs 3", log), 0) << read_text(log);
+  ASSERT_EQ(run_logged(bin + " train --resume " + run + " --epochs 3", log), 0) << test::slurp(log);
   auto m3 = metrics(run);
   ASSERT_EQ(m3.size(), 3u);
   EXPECT_EQ(m3[2]["step"].get<int64_t>(), 3 * 2);  // 64 images / 32 per batch = 2 steps
@@ -117,8 +113,8 @@ TEST_P(EveryMethod, TrainsResumesAndEvaluates) {
                          eval_out + " 2>> " + log)
                             .c_str()),
             0)
-      << read_text(log);
-  const std::string printed = read_text(eval_out);
+      << test::slurp(log);
+  const std::string printed = test::slurp(eval_out);
   EXPECT_NE(printed.find("kNN top-1 (k=5)"), std::string::npos) << printed;
   EXPECT_NE(printed.find('%'), std::string::npos) << printed;
   fs::remove_all(run);
