@@ -25,10 +25,10 @@
 
 #include <omp.h>
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <type_traits>
 #include <vector>
+#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
 #include "kernels/cpu/conv_norm_util.h"

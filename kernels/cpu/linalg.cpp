@@ -15,9 +15,9 @@
 
 #include <omp.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <type_traits>
+#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
 

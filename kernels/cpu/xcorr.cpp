@@ -17,11 +17,11 @@
 // elements — so they go to Eigen; the column statistics are O(N*D) and run in double.
 #include "kernels/cpu/xcorr.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
+#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
 

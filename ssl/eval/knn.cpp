@@ -1,9 +1,9 @@
 #include "ssl/eval/knn.h"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
 

@@ -4,7 +4,6 @@
 // object with the same content.
 #include <omp.h>
 
-#include <Eigen/Core>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "kernels/cpu/eigen.h"
 
 #include "kernels/cuda/device_info.h"
 #include "tools/cli/command.h"
