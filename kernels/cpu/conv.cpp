@@ -28,10 +28,10 @@
 #include <algorithm>
 #include <type_traits>
 #include <vector>
-#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
 #include "kernels/cpu/conv_norm_util.h"
+#include "kernels/cpu/eigen.h"
 
 namespace selfsup::cpu {
 

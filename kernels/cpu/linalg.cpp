@@ -17,9 +17,9 @@
 
 #include <algorithm>
 #include <type_traits>
-#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
+#include "kernels/cpu/eigen.h"
 
 namespace selfsup::cpu {
 

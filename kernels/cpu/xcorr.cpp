@@ -21,9 +21,9 @@
 #include <cmath>
 #include <type_traits>
 #include <vector>
-#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
+#include "kernels/cpu/eigen.h"
 
 namespace selfsup::cpu {
 

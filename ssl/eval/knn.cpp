@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include "kernels/cpu/eigen.h"
 
 #include "core/views.h"
+#include "kernels/cpu/eigen.h"
 
 namespace selfsup::ssl {
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
-#include "kernels/cpu/eigen.h"
 
+#include "kernels/cpu/eigen.h"
 #include "kernels/cuda/device_info.h"
 #include "tools/cli/command.h"
 #include "tools/cli/host_info.h"
