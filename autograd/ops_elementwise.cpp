@@ -1,10 +1,15 @@
 // Element-wise ops and their gradients. Broadcasting inputs get their gradient summed back to
 // their own shape (reduce_to).
+//
+// Every kernel call goes through kernels/dispatch.h, so forward and backward run on the device
+// of the inputs (CPU or CUDA); the backward closures build their gradients from these same ops
+// and dispatch:: kernels only, so they stay on that device too. (reduce_to, for broadcast
+// inputs, is a reduction and still CPU-only until reductions are dispatched.)
 #include <cmath>
 
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -13,54 +18,57 @@ using detail::reduce_to;
 
 namespace {
 
-Tensor binary_forward(cpu::BinaryOp op, const Tensor& a, const Tensor& b) {
+using dispatch::BinaryOp;
+using dispatch::UnaryOp;
+
+Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = cpu::binary_op_name(op);
-  detail::check_cpu(name, {a, b});
+  detail::check_same_device(name, {a, b});
   detail::check_same_dtype(name, a, b);
   Tensor out = detail::empty_as(broadcast_shapes(a.shape(), b.shape(), name), a);
-  cpu::binary(op, a, b, out);
+  dispatch::binary(op, a, b, out);
   return out;
 }
 
-Tensor compare(cpu::BinaryOp op, const Tensor& a, const Tensor& b) {
+// A uint8 mask on the inputs' device.
+Tensor compare(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = cpu::binary_op_name(op);
-  detail::check_cpu(name, {a, b});
+  detail::check_same_device(name, {a, b});
   detail::check_same_dtype(name, a, b);
-  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), name), kUInt8);
-  cpu::binary(op, a, b, out);
+  Tensor out =
+      empty(broadcast_shapes(a.shape(), b.shape(), name), TensorOptions(kUInt8).device(a.device()));
+  dispatch::binary(op, a, b, out);
   return out;
 }
 
-Tensor compare_scalar(cpu::BinaryOp op, const Tensor& a, double s) {
-  detail::check_cpu(cpu::binary_op_name(op), {a});
-  Tensor out = empty(a.shape(), kUInt8);
-  cpu::binary_scalar(op, a, s, out);
+Tensor compare_scalar(BinaryOp op, const Tensor& a, double s) {
+  Tensor out = empty(a.shape(), TensorOptions(kUInt8).device(a.device()));
+  dispatch::binary_scalar(op, a, s, out);
   return out;
 }
 
-Tensor unary_forward(cpu::UnaryOp op, const Tensor& x) {
-  detail::check_cpu(cpu::unary_op_name(op), {x});
+Tensor unary_forward(UnaryOp op, const Tensor& x) {
   detail::check_floating(cpu::unary_op_name(op), x);
   Tensor out = detail::empty_as(x.shape(), x);
-  cpu::unary(op, x, out);
+  dispatch::unary(op, x, out);
   return out;
 }
 
-Tensor scalar_forward(cpu::BinaryOp op, const Tensor& x, double s) {
-  detail::check_cpu(cpu::binary_op_name(op), {x});
+Tensor scalar_forward(BinaryOp op, const Tensor& x, double s) {
   detail::check_floating(cpu::binary_op_name(op), x);
   Tensor out = detail::empty_as(x.shape(), x);
-  cpu::binary_scalar(op, x, s, out);
+  dispatch::binary_scalar(op, x, s, out);
   return out;
 }
 
-// grad * mask where mask is 1 where a (op) b holds, plus half the gradient at ties.
+// grad * mask where mask is 1 where a (op) b holds, plus half the gradient at ties. The
+// comparisons write 1/0 straight into a's float dtype (no uint8 -> float copy, which core can
+// only do on the CPU).
 Tensor tie_split_mask(const Tensor& a, const Tensor& b, bool take_larger) {
-  Tensor wins = compare(take_larger ? cpu::BinaryOp::Gt : cpu::BinaryOp::Lt, a, b);
-  Tensor ties = compare(cpu::BinaryOp::Eq, a, b);
-  Tensor w = detail::empty_as(wins.shape(), a), t = detail::empty_as(ties.shape(), a);
-  raw::copy_(w, wins);
-  raw::copy_(t, ties);
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), "tie_split_mask");
+  Tensor w = detail::empty_as(shape, a), t = detail::empty_as(shape, a);
+  dispatch::binary(take_larger ? BinaryOp::Gt : BinaryOp::Lt, a, b, w);
+  dispatch::binary(BinaryOp::Eq, a, b, t);
   return add(w, mul(t, 0.5));
 }
 
@@ -69,21 +77,21 @@ Tensor tie_split_mask(const Tensor& a, const Tensor& b, bool take_larger) {
 // ---- binary arithmetic ----
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Add, a, b);
+  Tensor out = binary_forward(BinaryOp::Add, a, b);
   return record(out, "add", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g) {
     return std::vector<Tensor>{reduce_to(g, sa), reduce_to(g, sb)};
   });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Sub, a, b);
+  Tensor out = binary_forward(BinaryOp::Sub, a, b);
   return record(out, "sub", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g) {
     return std::vector<Tensor>{reduce_to(g, sa), reduce_to(neg(g), sb)};
   });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Mul, a, b);
+  Tensor out = binary_forward(BinaryOp::Mul, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
   return record(
@@ -96,7 +104,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Div, a, b);
+  Tensor out = binary_forward(BinaryOp::Div, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
   return record(
@@ -110,13 +118,13 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Maximum, a, b);
+  Tensor out = binary_forward(BinaryOp::Maximum, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   return record(
       out, "maximum", {a, b},
       [=](const Tensor& g) {
         Tensor to_a = tie_split_mask(sa, sb, true);
-        Tensor to_b = sub(ones_like(to_a), to_a);
+        Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
         return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
                                    reduce_to(mul(g, to_b), sb.shape())};
       },
@@ -124,13 +132,13 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Minimum, a, b);
+  Tensor out = binary_forward(BinaryOp::Minimum, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   return record(
       out, "minimum", {a, b},
       [=](const Tensor& g) {
         Tensor to_a = tie_split_mask(sa, sb, false);
-        Tensor to_b = sub(ones_like(to_a), to_a);
+        Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
         return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
                                    reduce_to(mul(g, to_b), sb.shape())};
       },
@@ -138,15 +146,15 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(cpu::BinaryOp::Pow, a, b);
+  Tensor out = binary_forward(BinaryOp::Pow, a, b);
   Tensor sa = a.detach(), sb = b.detach(), y = out.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
   return record(
       out, "pow", {a, b},
       [=](const Tensor& g) {
         // d/da a^b = b a^(b-1);  d/db a^b = a^b log(a)
-        Tensor grad_a = ga ? reduce_to(mul(g, mul(sb, pow(sa, sub(sb, ones_like(sb))))), sa.shape())
-                           : Tensor();
+        Tensor grad_a =
+            ga ? reduce_to(mul(g, mul(sb, pow(sa, add(sb, -1.0)))), sa.shape()) : Tensor();
         Tensor grad_b = gb ? reduce_to(mul(g, mul(y, log(sa))), sb.shape()) : Tensor();
         return std::vector<Tensor>{grad_a, grad_b};
       },
@@ -156,17 +164,17 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 // ---- with a scalar ----
 
 Tensor add(const Tensor& a, double s) {
-  Tensor out = scalar_forward(cpu::BinaryOp::Add, a, s);
+  Tensor out = scalar_forward(BinaryOp::Add, a, s);
   return record(out, "add", {a}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor mul(const Tensor& a, double s) {
-  Tensor out = scalar_forward(cpu::BinaryOp::Mul, a, s);
+  Tensor out = scalar_forward(BinaryOp::Mul, a, s);
   return record(out, "mul", {a}, [s](const Tensor& g) { return std::vector<Tensor>{mul(g, s)}; });
 }
 
 Tensor pow(const Tensor& a, double e) {
-  Tensor out = scalar_forward(cpu::BinaryOp::Pow, a, e);
+  Tensor out = scalar_forward(BinaryOp::Pow, a, e);
   Tensor sa = a.detach();
   return record(
       out, "pow", {a},
@@ -176,26 +184,26 @@ Tensor pow(const Tensor& a, double e) {
 // ---- unary ----
 
 Tensor neg(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Neg, x);
+  Tensor out = unary_forward(UnaryOp::Neg, x);
   return record(out, "neg", {x}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
 }
 
 Tensor exp(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Exp, x);
+  Tensor out = unary_forward(UnaryOp::Exp, x);
   Tensor y = out.detach();
   return record(
       out, "exp", {x}, [=](const Tensor& g) { return std::vector<Tensor>{mul(g, y)}; }, {out});
 }
 
 Tensor log(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Log, x);
+  Tensor out = unary_forward(UnaryOp::Log, x);
   Tensor sx = x.detach();
   return record(
       out, "log", {x}, [=](const Tensor& g) { return std::vector<Tensor>{div(g, sx)}; }, {x});
 }
 
 Tensor sqrt(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Sqrt, x);
+  Tensor out = unary_forward(UnaryOp::Sqrt, x);
   Tensor y = out.detach();
   return record(
       out, "sqrt", {x}, [=](const Tensor& g) { return std::vector<Tensor>{div(mul(g, 0.5), y)}; },
@@ -203,18 +211,18 @@ Tensor sqrt(const Tensor& x) {
 }
 
 Tensor abs(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Abs, x);
+  Tensor out = unary_forward(UnaryOp::Abs, x);
   Tensor sx = x.detach();
   return record(
       out, "abs", {x},
       [=](const Tensor& g) {
-        return std::vector<Tensor>{mul(g, unary_forward(cpu::UnaryOp::Sign, sx))};
+        return std::vector<Tensor>{mul(g, unary_forward(UnaryOp::Sign, sx))};
       },
       {x});
 }
 
 Tensor square(const Tensor& x) {
-  Tensor out = unary_forward(cpu::UnaryOp::Square, x);
+  Tensor out = unary_forward(UnaryOp::Square, x);
   Tensor sx = x.detach();
   return record(
       out, "square", {x}, [=](const Tensor& g) { return std::vector<Tensor>{mul(mul(g, sx), 2.0)}; },
@@ -226,7 +234,7 @@ namespace {
 // An activation whose backward kernel takes (grad, saved) -> grad_x.
 using ActBackward = void (*)(const Tensor&, const Tensor&, Tensor&);
 
-Tensor activation(cpu::UnaryOp op, const char* name, const Tensor& x, ActBackward backward,
+Tensor activation(UnaryOp op, const char* name, const Tensor& x, ActBackward backward,
                   bool saves_output) {
   Tensor out = unary_forward(op, x);
   Tensor saved = saves_output ? out.detach() : x.detach();
@@ -243,30 +251,29 @@ Tensor activation(cpu::UnaryOp op, const char* name, const Tensor& x, ActBackwar
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  return activation(cpu::UnaryOp::Relu, "relu", x, cpu::relu_backward, false);
+  return activation(UnaryOp::Relu, "relu", x, dispatch::relu_backward, false);
 }
 Tensor gelu(const Tensor& x) {
-  return activation(cpu::UnaryOp::Gelu, "gelu", x, cpu::gelu_backward, false);
+  return activation(UnaryOp::Gelu, "gelu", x, dispatch::gelu_backward, false);
 }
 Tensor sigmoid(const Tensor& x) {
-  return activation(cpu::UnaryOp::Sigmoid, "sigmoid", x, cpu::sigmoid_backward, true);
+  return activation(UnaryOp::Sigmoid, "sigmoid", x, dispatch::sigmoid_backward, true);
 }
 Tensor tanh(const Tensor& x) {
-  return activation(cpu::UnaryOp::Tanh, "tanh", x, cpu::tanh_backward, true);
+  return activation(UnaryOp::Tanh, "tanh", x, dispatch::tanh_backward, true);
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  detail::check_cpu("clamp", {x});
   detail::check_floating("clamp", x);
   SELFSUP_CHECK(lo <= hi, "clamp: lo ", lo, " > hi ", hi);
   Tensor out = detail::empty_as(x.shape(), x);
-  cpu::clamp(x, lo, hi, out);
+  dispatch::clamp(x, lo, hi, out);
   Tensor sx = x.detach();
   return record(
       out, "clamp", {x},
       [=](const Tensor& g) {
         Tensor gx = detail::empty_as(g.shape(), g);
-        cpu::clamp_backward(g, sx, lo, hi, gx);
+        dispatch::clamp_backward(g, sx, lo, hi, gx);
         return std::vector<Tensor>{gx};
       },
       {x});
@@ -275,32 +282,33 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 Tensor clamp_min(const Tensor& x, double lo) { return clamp(x, lo, HUGE_VAL); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  detail::check_cpu("where", {cond, a, b});
+  detail::check_same_device("where", {cond, a, b});
   detail::check_same_dtype("where", a, b);
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
   Tensor out = detail::empty_as(shape, a);
-  cpu::where(cond, a, b, out);
+  dispatch::where(cond, a, b, out);
   Tensor c = cond.detach();
   return record(out, "where", {a, b}, [=, sa = a.shape(), sb = b.shape()](const Tensor& g) {
-    Tensor z = zeros_like(g);
+    Tensor z = detail::empty_as(g.shape(), g);
+    dispatch::fill(z, 0.0);  // on g's device, no host round trip
     Tensor ga = detail::empty_as(g.shape(), g), gb = detail::empty_as(g.shape(), g);
-    cpu::where(c, g, z, ga);
-    cpu::where(c, z, g, gb);
+    dispatch::where(c, g, z, ga);
+    dispatch::where(c, z, g, gb);
     return std::vector<Tensor>{reduce_to(ga, sa), reduce_to(gb, sb)};
   });
 }
 
 // ---- comparisons (no gradient) ----
 
-Tensor eq(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Eq, a, b); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Ne, a, b); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Lt, a, b); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Le, a, b); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Gt, a, b); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare(cpu::BinaryOp::Ge, a, b); }
-Tensor gt(const Tensor& a, double s) { return compare_scalar(cpu::BinaryOp::Gt, a, s); }
-Tensor lt(const Tensor& a, double s) { return compare_scalar(cpu::BinaryOp::Lt, a, s); }
+Tensor eq(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Eq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Ne, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Lt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Le, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Gt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Ge, a, b); }
+Tensor gt(const Tensor& a, double s) { return compare_scalar(BinaryOp::Gt, a, s); }
+Tensor lt(const Tensor& a, double s) { return compare_scalar(BinaryOp::Lt, a, s); }
 
 // ---- operators ----
 

@@ -50,3 +50,105 @@ void kmeans_assign(const Tensor&, const Tensor&, Tensor&, Tensor&, int) {
 }
 
 }  // namespace selfsup::cuda
+
+// ============================================================================================
+// Element-wise kernels (kernels/cuda/elementwise.h): stubs, so kernels/dispatch.cpp links in a
+// CPU-only build. No CUDA tensor can exist there, so dispatch never reaches them in practice.
+// ============================================================================================
+#include "kernels/cuda/elementwise.h"
+
+namespace selfsup::cuda {
+
+namespace {
+[[noreturn]] void no_elementwise_backend(const char* name) {
+  throw Error(std::string(name) + ": this build has no CUDA backend");
+}
+}  // namespace
+
+void unary(UnaryOp op, const Tensor&, Tensor&) {
+  no_elementwise_backend(cpu::unary_op_name(op));
+}
+void binary(BinaryOp op, const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend(cpu::binary_op_name(op));
+}
+void binary_scalar(BinaryOp op, const Tensor&, double, Tensor&) {
+  no_elementwise_backend(cpu::binary_op_name(op));
+}
+void axpby(double, const Tensor&, double, const Tensor&, Tensor&) {
+  no_elementwise_backend("axpby");
+}
+void clamp(const Tensor&, double, double, Tensor&) {
+  no_elementwise_backend("clamp");
+}
+void where(const Tensor&, const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend("where");
+}
+void fill(Tensor&, double) {
+  no_elementwise_backend("fill");
+}
+void relu_backward(const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend("relu_backward");
+}
+void gelu_backward(const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend("gelu_backward");
+}
+void sigmoid_backward(const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend("sigmoid_backward");
+}
+void tanh_backward(const Tensor&, const Tensor&, Tensor&) {
+  no_elementwise_backend("tanh_backward");
+}
+void clamp_backward(const Tensor&, const Tensor&, double, double, Tensor&) {
+  no_elementwise_backend("clamp_backward");
+}
+
+}  // namespace selfsup::cuda
+// ---- end of element-wise stubs ----
+
+// ============================================================================================
+// Reduction stubs (kernels/cuda/reduce.h): called in a CPU-only build, they say there is no
+// backend.
+// ============================================================================================
+#include "kernels/cuda/reduce.h"
+
+namespace selfsup::cuda {
+
+namespace {
+[[noreturn]] void no_reduce_backend(const char* op) {
+  throw Error(std::string(op) + ": this build has no CUDA backend");
+}
+}  // namespace
+
+void sum(const Tensor&, const std::vector<int64_t>&, bool, Tensor&) {
+  no_reduce_backend("sum");
+}
+void mean(const Tensor&, const std::vector<int64_t>&, bool, Tensor&) {
+  no_reduce_backend("mean");
+}
+void var(const Tensor&, const std::vector<int64_t>&, int64_t, bool, Tensor&) {
+  no_reduce_backend("var");
+}
+void max(const Tensor&, int64_t, bool, Tensor&, Tensor&) {
+  no_reduce_backend("max");
+}
+void min(const Tensor&, int64_t, bool, Tensor&, Tensor&) {
+  no_reduce_backend("min");
+}
+void argmax(const Tensor&, int64_t, bool, Tensor&) {
+  no_reduce_backend("argmax");
+}
+void max_all(const Tensor&, Tensor&) {
+  no_reduce_backend("max_all");
+}
+void min_all(const Tensor&, Tensor&) {
+  no_reduce_backend("min_all");
+}
+void sum_backward(const Tensor&, const Shape&, const std::vector<int64_t>&, Tensor&) {
+  no_reduce_backend("sum_backward");
+}
+void sum_to(const Tensor&, const Shape&, Tensor&) {
+  no_reduce_backend("sum_to");
+}
+
+}  // namespace selfsup::cuda
+// ---- end of reduction stubs ----
