@@ -15,9 +15,13 @@
 #pragma once
 
 #include <initializer_list>
+#include <vector>
 
+#include "core/random.h"
 #include "core/tensor.h"
+#include "kernels/cpu/conv.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/pool.h"
 
 namespace selfsup::dispatch {
 
@@ -47,5 +51,90 @@ void gelu_backward(const Tensor& grad_y, const Tensor& x, Tensor& grad_x);
 void sigmoid_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x);
 void tanh_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x);
 void clamp_backward(const Tensor& grad_y, const Tensor& x, double lo, double hi, Tensor& grad_x);
+
+// ============================================================================================
+// Reductions (kernels/cpu/reduce.h, kernels/cuda/reduce.h); bodies in dispatch.cpp
+// ============================================================================================
+
+void sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, Tensor& out);
+void mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, Tensor& out);
+void var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim,
+         Tensor& out);
+void max(const Tensor& x, int64_t dim, bool keepdim, Tensor& values, Tensor& indices);
+void min(const Tensor& x, int64_t dim, bool keepdim, Tensor& values, Tensor& indices);
+void argmax(const Tensor& x, int64_t dim, bool keepdim, Tensor& out);
+void max_all(const Tensor& x, Tensor& out);
+void min_all(const Tensor& x, Tensor& out);
+void sum_backward(const Tensor& grad_y, const Shape& x_shape, const std::vector<int64_t>& dims,
+                  Tensor& grad_x);
+void sum_to(const Tensor& x, const Shape& shape, Tensor& out);
+
+// ============================================================================================
+// Softmax and cross-entropy (kernels/cpu/softmax.h, kernels/cuda/softmax.h);
+// bodies in dispatch_softmax.cpp
+// ============================================================================================
+
+void softmax(const Tensor& x, int64_t dim, Tensor& out);
+void log_softmax(const Tensor& x, int64_t dim, Tensor& out);
+void softmax_backward(const Tensor& grad_y, const Tensor& y, int64_t dim, Tensor& grad_x);
+void log_softmax_backward(const Tensor& grad_y, const Tensor& y, int64_t dim, Tensor& grad_x);
+void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& grad_logits);
+void cross_entropy_soft(const Tensor& logits, const Tensor& targets, Tensor& loss,
+                        Tensor& grad_logits);
+
+// ============================================================================================
+// Batch norm, layer norm, dropout (kernels/cpu/norm.h, kernels/cuda/norm.h);
+// bodies in dispatch_norm.cpp
+// ============================================================================================
+
+void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                Tensor& running_var, bool training, double momentum, double eps, Tensor& out,
+                Tensor& save_mean, Tensor& save_invstd);
+void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
+                         Tensor& grad_w, Tensor& grad_b);
+void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
+                              const Tensor& save_invstd, Tensor& grad_x);
+void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
+                double eps, Tensor& out, Tensor& mean, Tensor& rstd);
+void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normalized_ndim,
+                         const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                         Tensor& grad_x, Tensor& grad_w, Tensor& grad_b);
+void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mask);
+void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x);
+
+// ============================================================================================
+// Pooling (kernels/cpu/pool.h, kernels/cuda/pool.h); bodies in dispatch_pool.cpp
+// ============================================================================================
+
+using cpu::Pool2dParams;
+
+void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& indices);
+void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_x);
+void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out);
+void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& grad_x);
+void adaptive_avg_pool2d(const Tensor& x, Tensor& out);
+void adaptive_avg_pool2d_backward(const Tensor& grad_out, Tensor& grad_x);
+
+// ============================================================================================
+// Indexing and joining (kernels/cpu/index.h, kernels/cuda/index.h); bodies in dispatch_index.cpp
+// ============================================================================================
+
+void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out);
+void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out);
+void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+void cat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
+
+// ============================================================================================
+// 2-d convolution (kernels/cpu/conv.h, kernels/cuda/conv.h); bodies in dispatch_conv.cpp
+// ============================================================================================
+
+using cpu::Conv2dParams;
+
+void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
+            Tensor& out);
+void conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& w,
+                     const Conv2dParams& p, Tensor& grad_x, Tensor& grad_w, Tensor& grad_b);
 
 }  // namespace selfsup::dispatch
