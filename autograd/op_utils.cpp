@@ -1,6 +1,6 @@
 #include "autograd/op_utils.h"
 
-#include "kernels/cpu/reduce.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup::detail {
 
@@ -39,6 +39,10 @@ Tensor empty_as(const Shape& shape, const Tensor& like) {
   return empty(shape, TensorOptions(like.dtype()).device(like.device()));
 }
 
+Tensor empty_as(const Shape& shape, const Tensor& like, DType dtype) {
+  return empty(shape, TensorOptions(dtype).device(like.device()));
+}
+
 Tensor zeros_as(const Shape& shape, const Tensor& like) {
   return zeros(shape, TensorOptions(like.dtype()).device(like.device()));
 }
@@ -46,7 +50,7 @@ Tensor zeros_as(const Shape& shape, const Tensor& like) {
 Tensor reduce_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   Tensor out = empty_as(shape, grad);
-  cpu::sum_to(grad, shape, out);
+  dispatch::sum_to(grad, shape, out);
   return out;
 }
 

@@ -17,6 +17,8 @@ void check_cpu(const char* op, std::initializer_list<Tensor> ts);
 
 // A new contiguous tensor with `like`'s dtype and device.
 Tensor empty_as(const Shape& shape, const Tensor& like);
+// The same on like's device with another dtype (int64 indices of a reduction, say).
+Tensor empty_as(const Shape& shape, const Tensor& like, DType dtype);
 Tensor zeros_as(const Shape& shape, const Tensor& like);
 
 // Sums a broadcast gradient back to `shape` (identity when the shapes already match).

@@ -1,9 +1,9 @@
 // Matrix products, softmax and the fused losses, with their gradients.
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/linalg.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/xcorr.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -15,7 +15,7 @@ Tensor matmul_2d(const Tensor& a, const Tensor& b) {
   SELFSUP_CHECK(a.size(1) == b.size(0), "matmul: shapes ", shape_str(a.shape()), " and ",
                 shape_str(b.shape()), " do not match (", a.size(1), " != ", b.size(0), ")");
   Tensor out = detail::empty_as({a.size(0), b.size(1)}, a);
-  cpu::matmul(a, b, out);
+  dispatch::matmul(a, b, out);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
   return record(
@@ -31,13 +31,13 @@ Tensor matmul_2d(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
-  detail::check_cpu("bmm", {a, b});
+  detail::check_same_device("bmm", {a, b});
   detail::check_same_dtype("bmm", a, b);
   SELFSUP_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
                 "bmm: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
                 " do not match (need [B, M, K] and [B, K, N])");
   Tensor out = detail::empty_as({a.size(0), a.size(1), b.size(2)}, a);
-  cpu::bmm(a, b, out);
+  dispatch::bmm(a, b, out);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
   return record(
@@ -50,7 +50,7 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  detail::check_cpu("matmul", {a, b});
+  detail::check_same_device("matmul", {a, b});
   detail::check_same_dtype("matmul", a, b);
   detail::check_floating("matmul", a);
   if (a.dim() == 2 && b.dim() == 2) return matmul_2d(a, b);

@@ -2,7 +2,7 @@
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/index.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -17,7 +17,7 @@ int64_t reduced_count(const Shape& shape, const std::vector<int64_t>& dims, cons
 // The gradient of a reduction, broadcast back to x's shape.
 Tensor expand_back(const Tensor& g, const Shape& x_shape, const std::vector<int64_t>& dims) {
   Tensor gx = detail::empty_as(x_shape, g);
-  cpu::sum_backward(g, x_shape, dims, gx);
+  dispatch::sum_backward(g, x_shape, dims, gx);
   return gx;
 }
 
@@ -30,18 +30,16 @@ Tensor keep_dims(const Tensor& g, const Shape& x_shape, const std::vector<int64_
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  detail::check_cpu("sum", {x});
   Tensor out = detail::empty_as(reduced_shape(x.shape(), dims, keepdim, "sum"), x);
-  cpu::sum(x, dims, keepdim, out);
+  dispatch::sum(x, dims, keepdim, out);
   return record(out, "sum", {x}, [=, xs = x.shape()](const Tensor& g) {
     return std::vector<Tensor>{expand_back(g, xs, dims)};
   });
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  detail::check_cpu("mean", {x});
   Tensor out = detail::empty_as(reduced_shape(x.shape(), dims, keepdim, "mean"), x);
-  cpu::mean(x, dims, keepdim, out);
+  dispatch::mean(x, dims, keepdim, out);
   double n = static_cast<double>(reduced_count(x.shape(), dims, "mean"));
   return record(out, "mean", {x}, [=, xs = x.shape()](const Tensor& g) {
     return std::vector<Tensor>{expand_back(mul(g, 1.0 / n), xs, dims)};
@@ -49,10 +47,9 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
-  detail::check_cpu("var", {x});
   detail::check_floating("var", x);
   Tensor out = detail::empty_as(reduced_shape(x.shape(), dims, keepdim, "var"), x);
-  cpu::var(x, dims, correction, keepdim, out);
+  dispatch::var(x, dims, correction, keepdim, out);
   double n = static_cast<double>(reduced_count(x.shape(), dims, "var"));
   Tensor sx = x.detach();
   return record(
@@ -74,14 +71,13 @@ namespace {
 
 std::pair<Tensor, Tensor> extreme(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
   const char* name = is_max ? "max" : "min";
-  detail::check_cpu(name, {x});
   dim = normalize_dim(dim, x.dim(), name);
   Shape shape = reduced_shape(x.shape(), {dim}, keepdim, name);
-  Tensor values = detail::empty_as(shape, x), indices = empty(shape, kInt64);
+  Tensor values = detail::empty_as(shape, x), indices = detail::empty_as(shape, x, kInt64);
   if (is_max)
-    cpu::max(x, dim, keepdim, values, indices);
+    dispatch::max(x, dim, keepdim, values, indices);
   else
-    cpu::min(x, dim, keepdim, values, indices);
+    dispatch::min(x, dim, keepdim, values, indices);
   Tensor idx = keep_dims(indices, x.shape(), {dim}, name);
   values = record(values, name, {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
@@ -102,24 +98,21 @@ std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
-  detail::check_cpu("argmax", {x});
   dim = normalize_dim(dim, x.dim(), "argmax");
-  Tensor out = empty(reduced_shape(x.shape(), {dim}, keepdim, "argmax"), kInt64);
-  cpu::argmax(x, dim, keepdim, out);
+  Tensor out = detail::empty_as(reduced_shape(x.shape(), {dim}, keepdim, "argmax"), x, kInt64);
+  dispatch::argmax(x, dim, keepdim, out);
   return out;
 }
 
 Tensor amax(const Tensor& x) {
-  detail::check_cpu("amax", {x});
   Tensor out = detail::empty_as({}, x);
-  cpu::max_all(x, out);
+  dispatch::max_all(x, out);
   return out;
 }
 
 Tensor amin(const Tensor& x) {
-  detail::check_cpu("amin", {x});
   Tensor out = detail::empty_as({}, x);
-  cpu::min_all(x, out);
+  dispatch::min_all(x, out);
   return out;
 }
 

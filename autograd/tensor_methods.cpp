@@ -2,7 +2,7 @@
 // function of autograd/ops.h, so `x.sum()` and `sum(x)` are the same op.
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -59,8 +59,7 @@ Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::fill_(double value) {
   check_inplace_allowed(*this, "fill_");
-  detail::check_cpu("fill_", {*this});
-  cpu::fill(*this, value);
+  dispatch::fill(*this, value);
   bump_version();
   return *this;
 }
@@ -73,26 +72,23 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace_allowed(*this, "add_");
-  detail::check_cpu("add_", {*this, other});
   detail::check_same_dtype("add_", *this, other);
-  cpu::axpby(1.0, *this, alpha, other, *this);
+  dispatch::axpby(1.0, *this, alpha, other, *this);
   bump_version();
   return *this;
 }
 
 Tensor& Tensor::mul_(double factor) {
   check_inplace_allowed(*this, "mul_");
-  detail::check_cpu("mul_", {*this});
-  cpu::binary_scalar(cpu::BinaryOp::Mul, *this, factor, *this);
+  dispatch::binary_scalar(cpu::BinaryOp::Mul, *this, factor, *this);
   bump_version();
   return *this;
 }
 
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace_allowed(*this, "mul_");
-  detail::check_cpu("mul_", {*this, other});
   detail::check_same_dtype("mul_", *this, other);
-  cpu::binary(cpu::BinaryOp::Mul, *this, other, *this);
+  dispatch::binary(cpu::BinaryOp::Mul, *this, other, *this);
   bump_version();
   return *this;
 }

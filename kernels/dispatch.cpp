@@ -1,7 +1,12 @@
 // The CPU/CUDA switch (see dispatch.h): check one device, call that backend.
 #include "kernels/dispatch.h"
 
+#include "core/views.h"
+#include "kernels/cpu/linalg.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/reduce.h"
 
 namespace selfsup::dispatch {
 
@@ -94,6 +99,110 @@ void clamp_backward(const Tensor& grad_y, const Tensor& x, double lo, double hi,
   if (common_device("clamp_backward", {&grad_y, &x, &grad_x}).is_cuda())
     return cuda::clamp_backward(grad_y, x, lo, hi, grad_x);
   cpu::clamp_backward(grad_y, x, lo, hi, grad_x);
+}
+
+// ============================================================================================
+// Reductions
+// ============================================================================================
+
+void sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, Tensor& out) {
+  if (common_device("sum", {&x, &out}).is_cuda()) return cuda::sum(x, dims, keepdim, out);
+  cpu::sum(x, dims, keepdim, out);
+}
+
+void mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, Tensor& out) {
+  if (common_device("mean", {&x, &out}).is_cuda()) return cuda::mean(x, dims, keepdim, out);
+  cpu::mean(x, dims, keepdim, out);
+}
+
+void var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim,
+         Tensor& out) {
+  if (common_device("var", {&x, &out}).is_cuda())
+    return cuda::var(x, dims, correction, keepdim, out);
+  cpu::var(x, dims, correction, keepdim, out);
+}
+
+void max(const Tensor& x, int64_t dim, bool keepdim, Tensor& values, Tensor& indices) {
+  if (common_device("max", {&x, &values, &indices}).is_cuda())
+    return cuda::max(x, dim, keepdim, values, indices);
+  cpu::max(x, dim, keepdim, values, indices);
+}
+
+void min(const Tensor& x, int64_t dim, bool keepdim, Tensor& values, Tensor& indices) {
+  if (common_device("min", {&x, &values, &indices}).is_cuda())
+    return cuda::min(x, dim, keepdim, values, indices);
+  cpu::min(x, dim, keepdim, values, indices);
+}
+
+void argmax(const Tensor& x, int64_t dim, bool keepdim, Tensor& out) {
+  if (common_device("argmax", {&x, &out}).is_cuda()) return cuda::argmax(x, dim, keepdim, out);
+  cpu::argmax(x, dim, keepdim, out);
+}
+
+void max_all(const Tensor& x, Tensor& out) {
+  if (common_device("max_all", {&x, &out}).is_cuda()) return cuda::max_all(x, out);
+  cpu::max_all(x, out);
+}
+
+void min_all(const Tensor& x, Tensor& out) {
+  if (common_device("min_all", {&x, &out}).is_cuda()) return cuda::min_all(x, out);
+  cpu::min_all(x, out);
+}
+
+void sum_backward(const Tensor& grad_y, const Shape& x_shape, const std::vector<int64_t>& dims,
+                  Tensor& grad_x) {
+  if (common_device("sum_backward", {&grad_y, &grad_x}).is_cuda())
+    return cuda::sum_backward(grad_y, x_shape, dims, grad_x);
+  cpu::sum_backward(grad_y, x_shape, dims, grad_x);
+}
+
+void sum_to(const Tensor& x, const Shape& shape, Tensor& out) {
+  if (common_device("sum_to", {&x, &out}).is_cuda()) return cuda::sum_to(x, shape, out);
+  cpu::sum_to(x, shape, out);
+}
+
+// ============================================================================================
+// Matrix products
+// ============================================================================================
+
+namespace {
+
+// How cuda::gemm reads one operand: as stored (its rows contiguous), or transposed (a view whose
+// columns are contiguous, handed over as the untransposed view). Anything else is copied.
+struct GemmOperand {
+  Tensor view;  // what cuda::gemm is given
+  bool transposed = false;
+};
+
+GemmOperand gemm_operand(const Tensor& t) {
+  const int64_t d = t.dim();
+  if (t.stride(d - 1) == 1) return {t, false};
+  if (t.stride(d - 2) == 1) return {raw::transpose(t, d - 2, d - 1), true};
+  return {raw::contiguous(t), false};
+}
+
+void gemm_on_cuda(const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
+  SELFSUP_CHECK(a.dtype() == kFloat32, op, ": the GPU kernels take float32, got ",
+                dtype_name(a.dtype()), " ", shape_str(a.shape()), " on ", a.device().str());
+  GemmOperand ga = gemm_operand(a), gb = gemm_operand(b);
+  // gemm has NN, NT and TN; for A^T B^T compute the product from a contiguous copy of A.
+  if (ga.transposed && gb.transposed) ga = {raw::contiguous(a), false};
+  const cuda::GemmLayout layout = ga.transposed   ? cuda::GemmLayout::TN
+                                  : gb.transposed ? cuda::GemmLayout::NT
+                                                  : cuda::GemmLayout::NN;
+  cuda::gemm(layout, ga.view, gb.view, out);
+}
+
+}  // namespace
+
+void matmul(const Tensor& a, const Tensor& b, Tensor& out) {
+  if (common_device("matmul", {&a, &b, &out}).is_cuda()) return gemm_on_cuda("matmul", a, b, out);
+  cpu::matmul(a, b, out);
+}
+
+void bmm(const Tensor& a, const Tensor& b, Tensor& out) {
+  if (common_device("bmm", {&a, &b, &out}).is_cuda()) return gemm_on_cuda("bmm", a, b, out);
+  cpu::bmm(a, b, out);
 }
 
 }  // namespace selfsup::dispatch

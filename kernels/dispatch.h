@@ -70,6 +70,16 @@ void sum_backward(const Tensor& grad_y, const Shape& x_shape, const std::vector<
 void sum_to(const Tensor& x, const Shape& shape, Tensor& out);
 
 // ============================================================================================
+// Matrix products (kernels/cpu/linalg.h, kernels/cuda/gemm.h); bodies in dispatch.cpp.
+// On the GPU: float32 through cuda::gemm's default (hand-written) version; an operand whose
+// last dim is not contiguous but whose second-to-last is (a transposed view) is read in place
+// through gemm's NT / TN layouts; anything else is copied contiguous first.
+// ============================================================================================
+
+void matmul(const Tensor& a, const Tensor& b, Tensor& out);
+void bmm(const Tensor& a, const Tensor& b, Tensor& out);
+
+// ============================================================================================
 // Softmax and cross-entropy (kernels/cpu/softmax.h, kernels/cuda/softmax.h);
 // bodies in dispatch_softmax.cpp
 // ============================================================================================

@@ -14,8 +14,11 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/linalg.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/dispatch.h"
+#include "tests/cuda_test_util.h"
 
 using namespace selfsup;
 using cpu::BinaryOp;
@@ -166,6 +169,129 @@ TEST(KernelsDispatch, CommonDeviceSkipsUndefinedAndNamesBothDevices) {
   const Tensor a = zeros({2}), undefined = Tensor();
   EXPECT_EQ(dispatch::detail::common_device("op", {&undefined, &a}), kCPU);
   EXPECT_EQ(dispatch::detail::common_device("op", {&undefined}), kCPU);
+}
+
+TEST(KernelsDispatch, ReductionsOnCpuAreTheCpuKernels) {
+  std::mt19937_64 rng(5);
+  for (DType dtype : {kFloat32, kFloat64}) {
+    const Tensor x = raw::transpose(random_tensor({9, 5, 7}, dtype, rng), 0, 2);  // [7, 5, 9]
+    for (const std::vector<int64_t>& dims : {std::vector<int64_t>{}, {0}, {1, 2}, {-1}}) {
+      const Shape shape = reduced_shape(x.shape(), dims, false, "sum");
+      Tensor want = poisoned(shape, dtype), got = poisoned(shape, dtype);
+      cpu::sum(x, dims, false, want);
+      dispatch::sum(x, dims, false, got);
+      expect_identical(got, want, "sum");
+      cpu::mean(x, dims, false, want);
+      dispatch::mean(x, dims, false, got);
+      expect_identical(got, want, "mean");
+      cpu::var(x, dims, 1, false, want);
+      dispatch::var(x, dims, 1, false, got);
+      expect_identical(got, want, "var");
+    }
+    Tensor want_v = poisoned({7, 9}, dtype), got_v = poisoned({7, 9}, dtype);
+    Tensor want_i = poisoned({7, 9}, kInt64), got_i = poisoned({7, 9}, kInt64);
+    cpu::max(x, 1, false, want_v, want_i);
+    dispatch::max(x, 1, false, got_v, got_i);
+    expect_identical(got_v, want_v, "max values");
+    expect_identical(got_i, want_i, "max indices");
+    cpu::min(x, 1, false, want_v, want_i);
+    dispatch::min(x, 1, false, got_v, got_i);
+    expect_identical(got_v, want_v, "min values");
+    expect_identical(got_i, want_i, "min indices");
+    cpu::argmax(x, 1, false, want_i);
+    dispatch::argmax(x, 1, false, got_i);
+    expect_identical(got_i, want_i, "argmax");
+    Tensor want_0 = poisoned({}, dtype), got_0 = poisoned({}, dtype);
+    cpu::max_all(x, want_0);
+    dispatch::max_all(x, got_0);
+    expect_identical(got_0, want_0, "max_all");
+    cpu::min_all(x, want_0);
+    dispatch::min_all(x, got_0);
+    expect_identical(got_0, want_0, "min_all");
+
+    const Tensor g = random_tensor({7, 9}, dtype, rng);
+    Tensor want_g = poisoned({7, 5, 9}, dtype), got_g = poisoned({7, 5, 9}, dtype);
+    cpu::sum_backward(g, x.shape(), {1}, want_g);
+    dispatch::sum_backward(g, x.shape(), {1}, got_g);
+    expect_identical(got_g, want_g, "sum_backward");
+    Tensor want_t = poisoned({5, 1}, dtype), got_t = poisoned({5, 1}, dtype);
+    cpu::sum_to(x, {5, 1}, want_t);
+    dispatch::sum_to(x, {5, 1}, got_t);
+    expect_identical(got_t, want_t, "sum_to");
+  }
+}
+
+TEST(KernelsDispatch, MatmulAndBmmOnCpuAreTheCpuKernels) {
+  std::mt19937_64 rng(6);
+  for (DType dtype : {kFloat32, kFloat64}) {
+    const Tensor a = random_tensor({13, 7}, dtype, rng);
+    const Tensor b = raw::transpose(random_tensor({5, 7}, dtype, rng), 0, 1);  // [7, 5] view
+    Tensor want = poisoned({13, 5}, dtype), got = poisoned({13, 5}, dtype);
+    cpu::matmul(a, b, want);
+    dispatch::matmul(a, b, got);
+    expect_identical(got, want, "matmul");
+
+    const Tensor ba = random_tensor({3, 13, 7}, dtype, rng),
+                 bb = random_tensor({3, 7, 5}, dtype, rng);
+    Tensor want_b = poisoned({3, 13, 5}, dtype), got_b = poisoned({3, 13, 5}, dtype);
+    cpu::bmm(ba, bb, want_b);
+    dispatch::bmm(ba, bb, got_b);
+    expect_identical(got_b, want_b, "bmm");
+  }
+}
+
+// dispatch::matmul on the GPU reads transposed operands in place through gemm's NT / TN layouts
+// and copies the rest: every combination of plain, transposed and strided operands must give the
+// CPU's product (float32, awkward sizes), and float64 is refused with the op's name.
+TEST(KernelsDispatch, MatmulOnCudaMatchesCpuForEveryOperandLayout) {
+  SELFSUP_REQUIRE_GPU();
+  std::mt19937_64 rng(7);
+  const int64_t M = 37, K = 19, N = 23;
+  // A random base tensor and the view of it to multiply: 0 plain, 1 transposed, 2 every other
+  // column (neither rows nor columns contiguous, so dispatch must copy it).
+  struct Operand {
+    Tensor base;
+    int layout;
+    Tensor view_of(const Tensor& t) const {
+      if (layout == 1) return raw::transpose(t, 0, 1);
+      if (layout == 2) return raw::slice(t, 1, 0, t.size(1), 2);
+      return t;
+    }
+  };
+  auto operand = [&](int64_t rows, int64_t cols, int layout) {
+    const Shape base_shape = layout == 0   ? Shape{rows, cols}
+                             : layout == 1 ? Shape{cols, rows}
+                                           : Shape{rows, 2 * cols};
+    return Operand{random_tensor(base_shape, kFloat32, rng), layout};
+  };
+  for (int la = 0; la < 3; ++la)
+    for (int lb = 0; lb < 3; ++lb) {
+      const Operand a = operand(M, K, la), b = operand(K, N, lb);
+      Tensor want = poisoned({M, N}, kFloat32);
+      cpu::matmul(a.view_of(a.base), b.view_of(b.base), want);
+      const Tensor a_gpu = a.view_of(raw::to_device(a.base, Device::cuda()));
+      const Tensor b_gpu = b.view_of(raw::to_device(b.base, Device::cuda()));
+      Tensor got = raw::to_device(poisoned({M, N}, kFloat32), Device::cuda());
+      dispatch::matmul(a_gpu, b_gpu, got);
+      const std::vector<float> g = raw::to_device(got, kCPU).to_vector<float>();
+      const std::vector<float> w = want.to_vector<float>();
+      for (size_t i = 0; i < w.size(); ++i)
+        ASSERT_NEAR(g[i], w[i], 1e-4 * (1 + std::fabs(w[i])))
+            << "layouts " << la << lb << ", element " << i;
+    }
+  const Tensor a64 = raw::to_device(random_tensor({3, 4}, kFloat64, rng), Device::cuda());
+  Tensor out64 = raw::to_device(poisoned({3, 3}, kFloat64), Device::cuda());
+  EXPECT_NE(error_of([&] {
+              dispatch::matmul(a64, raw::transpose(a64, 0, 1), out64);
+            }).find("matmul: the GPU kernels take float32"),
+            std::string::npos);
+}
+
+TEST(KernelsDispatch, MixedDevicesInAReductionNameBothDevices) {
+  SELFSUP_REQUIRE_GPU();
+  const Tensor x = raw::to_device(zeros({4, 3}), Device::cuda());
+  Tensor out = zeros({3});
+  EXPECT_EQ(error_of([&] { dispatch::sum(x, {0}, false, out); }), "sum: tensors on cuda:0 and cpu");
 }
 
 #if !SELFSUP_WITH_CUDA

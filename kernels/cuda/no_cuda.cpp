@@ -152,3 +152,16 @@ void sum_to(const Tensor&, const Shape&, Tensor&) {
 
 }  // namespace selfsup::cuda
 // ---- end of reduction stubs ----
+
+// ============================================================================================
+// GEMM stub (kernels/cuda/gemm.h), so dispatch::matmul links in a CPU-only build.
+// ============================================================================================
+#include "kernels/cuda/gemm.h"
+
+namespace selfsup::cuda {
+
+void gemm(GemmLayout, const Tensor&, const Tensor&, Tensor&, float, float, int) {
+  throw Error("gemm: this build has no CUDA backend");
+}
+
+}  // namespace selfsup::cuda
