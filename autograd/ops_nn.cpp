@@ -2,9 +2,9 @@
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/conv.h"
-#include "kernels/cpu/ema.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/pool.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -179,7 +179,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
 void ema_update_(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
                  double momentum) {
   NoGradGuard no_grad;
-  cpu::ema_update(targets, sources, momentum);
+  dispatch::ema_update(targets, sources, momentum);
 }
 
 }  // namespace selfsup

@@ -2,9 +2,11 @@
 #include "kernels/dispatch.h"
 
 #include "core/views.h"
+#include "kernels/cpu/ema.h"
 #include "kernels/cpu/linalg.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/ema.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/reduce.h"
 
@@ -203,6 +205,65 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& out) {
 void bmm(const Tensor& a, const Tensor& b, Tensor& out) {
   if (common_device("bmm", {&a, &b, &out}).is_cuda()) return gemm_on_cuda("bmm", a, b, out);
   cpu::bmm(a, b, out);
+}
+
+// ============================================================================================
+// Optimizer steps and EMA
+// ============================================================================================
+
+namespace {
+
+// The one device of every tensor in the lists (an empty list is the CPU's).
+Device device_of_lists(const char* op, std::initializer_list<const std::vector<Tensor>*> lists) {
+  const Tensor* first = nullptr;
+  for (const std::vector<Tensor>* list : lists)
+    for (const Tensor& t : *list) {
+      if (!first) first = &t;
+      common_device(op, {first, &t});
+    }
+  return first ? first->device() : kCPU;
+}
+
+}  // namespace
+
+void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+              const std::vector<Tensor>& momentum_buffers, const SgdStep& step) {
+  if (device_of_lists("sgd_step", {&params, &grads, &momentum_buffers}).is_cuda())
+    return cuda::sgd_step(params, grads, momentum_buffers, step);
+  cpu::sgd_step(params, grads, momentum_buffers, step);
+}
+
+void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
+                const AdamWStep& step) {
+  if (device_of_lists("adamw_step", {&params, &grads, &exp_avg, &exp_avg_sq}).is_cuda())
+    return cuda::adamw_step(params, grads, exp_avg, exp_avg_sq, step);
+  cpu::adamw_step(params, grads, exp_avg, exp_avg_sq, step);
+}
+
+void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+               const std::vector<Tensor>& momentum_buffers, const std::vector<bool>& excluded,
+               const LarsStep& step) {
+  if (device_of_lists("lars_step", {&params, &grads, &momentum_buffers}).is_cuda())
+    return cuda::lars_step(params, grads, momentum_buffers, excluded, step);
+  cpu::lars_step(params, grads, momentum_buffers, excluded, step);
+}
+
+void ema_update(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
+                double momentum) {
+  if (device_of_lists("ema_update", {&targets, &sources}).is_cuda())
+    return cuda::ema_update(targets, sources, momentum);
+  cpu::ema_update(targets, sources, momentum);
+}
+
+double sum_of_squares(const Tensor& x) {
+  if (!x.device().is_cuda()) return cpu::sum_of_squares(x);
+  // On the GPU: square element-wise, sum (in double inside the kernel), read the 0-d result.
+  Tensor squares = empty(x.shape(), TensorOptions(x.dtype()).device(x.device()));
+  cuda::unary(cpu::UnaryOp::Square, x, squares);
+  Tensor total = empty({}, TensorOptions(x.dtype()).device(x.device()));
+  cuda::sum(squares, {}, false, total);
+  return raw::to_device(total, kCPU).item<double>();
 }
 
 }  // namespace selfsup::dispatch

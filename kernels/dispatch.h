@@ -21,6 +21,7 @@
 #include "core/tensor.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/optim.h"
 #include "kernels/cpu/pool.h"
 
 namespace selfsup::dispatch {
@@ -78,6 +79,28 @@ void sum_to(const Tensor& x, const Shape& shape, Tensor& out);
 
 void matmul(const Tensor& a, const Tensor& b, Tensor& out);
 void bmm(const Tensor& a, const Tensor& b, Tensor& out);
+
+// ============================================================================================
+// Optimizer steps and EMA (kernels/cpu/optim.h, kernels/cpu/ema.h, kernels/cuda/ema.h);
+// bodies in dispatch.cpp. The GPU steps take float32.
+// ============================================================================================
+
+using cpu::AdamWStep;
+using cpu::LarsStep;
+using cpu::SgdStep;
+
+void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+              const std::vector<Tensor>& momentum_buffers, const SgdStep& step);
+void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
+                const AdamWStep& step);
+void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+               const std::vector<Tensor>& momentum_buffers, const std::vector<bool>& excluded,
+               const LarsStep& step);
+void ema_update(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
+                double momentum);
+// The squared L2 norm of x (all elements, any strides), accumulated in double, on the host.
+double sum_of_squares(const Tensor& x);
 
 // ============================================================================================
 // Softmax and cross-entropy (kernels/cpu/softmax.h, kernels/cuda/softmax.h);

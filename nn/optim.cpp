@@ -1,5 +1,6 @@
 #include "nn/optim.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -7,22 +8,11 @@
 
 #include "autograd/graph.h"
 #include "core/views.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup::optim {
 
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 15;  // elements; below this a loop is too short
-
-// Calls fn(float{}) or fn(double{}) for a floating dtype.
-template <typename Fn>
-void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
-  SELFSUP_CHECK(is_floating(dtype), op, ": expects float32 or float64, got ", dtype_name(dtype));
-  if (dtype == kFloat32)
-    fn(float{});
-  else
-    fn(double{});
-}
 
 // Shortest text that reads back as the same double.
 std::string format_double(double v) {
@@ -71,7 +61,8 @@ bool parse_state_key(const std::string& key, size_t& index, size_t& name_at) {
 Tensor& ParamState::buffer(const std::string& name, const Tensor& param) {
   for (auto& [n, t] : buffers)
     if (n == name) return t;
-  buffers.emplace_back(name, zeros(param.shape(), param.dtype()));
+  buffers.emplace_back(name,
+                       zeros(param.shape(), TensorOptions(param.dtype()).device(param.device())));
   return buffers.back().second;
 }
 
@@ -111,9 +102,8 @@ Optimizer::Optimizer(std::string type_name, std::vector<ParamGroup> groups, doub
     SELFSUP_CHECK(*group.lr >= 0 && *group.weight_decay >= 0, type_name_, ": group ", g,
                   " has a negative lr or weight_decay");
     for (const Tensor& p : group.params) {
-      SELFSUP_CHECK(
-          p.defined() && is_floating(p.dtype()) && p.is_contiguous() && p.device() == kCPU,
-          type_name_, ": parameter ", index, " must be a defined, contiguous, floating CPU tensor");
+      SELFSUP_CHECK(p.defined() && is_floating(p.dtype()) && p.is_contiguous(), type_name_,
+                    ": parameter ", index, " must be a defined, contiguous, floating tensor");
       SELFSUP_CHECK(seen.insert(p.impl()).second, type_name_, ": parameter ", index,
                     " appears more than once in the parameter groups");
       ++index;
@@ -126,7 +116,8 @@ void Optimizer::step() {
   NoGradGuard no_grad;
   size_t index = 0;
   for (const ParamGroup& group : groups_) {
-    for (Tensor param : group.params) {
+    GroupBatch batch;
+    for (const Tensor& param : group.params) {
       ParamState& st = state_[index++];
       Tensor grad = param.grad();
       if (!grad.defined()) continue;
@@ -135,9 +126,14 @@ void Optimizer::step() {
                     " does not match parameter ", index - 1, " ", shape_str(param.shape()), " ",
                     dtype_name(param.dtype()));
       if (!grad.is_contiguous()) grad = raw::contiguous(grad);
-      update(group, param, grad, st);
-      param.bump_version();
+      batch.params.push_back(param);
+      batch.grads.push_back(grad);
+      batch.states.push_back(&st);
     }
+    if (batch.params.empty()) continue;
+    update(group, batch);
+    for (const Tensor& param : batch.params)
+      param.bump_version();
   }
 }
 
@@ -232,6 +228,7 @@ void Optimizer::load_state_dict(const OptimizerState& in) {
                   "' has shape ", shape_str(t.shape()), ", parameter ", index, " has ",
                   shape_str(p.shape()));
     Tensor copy = raw::to_dtype(raw::contiguous(t), p.dtype());
+    if (copy.device() != p.device()) copy = raw::to_device(copy, p.device());
     if (copy.shares_storage_with(t)) copy = raw::clone(copy);
     loaded[index].buffers.emplace_back(key.substr(name_at), copy);
   }
@@ -253,25 +250,6 @@ void Optimizer::load_state_dict(const OptimizerState& in) {
 
 // ---------------------------------------------------------------- SGD
 
-namespace {
-
-template <typename T>
-void sgd_update(T* p, const T* g, T* buf, int64_t n, T lr, T wd, T momentum, T dampening,
-                bool nesterov, bool first_step) {
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i] + wd * p[i];
-    if (buf) {
-      T b = first_step ? d : momentum * buf[i] + (T(1) - dampening) * d;
-      buf[i] = b;
-      d = nesterov ? d + momentum * b : b;
-    }
-    p[i] -= lr * d;
-  }
-}
-
-}  // namespace
-
 SGD::SGD(std::vector<ParamGroup> groups, const SgdOptions& o)
     : Optimizer("SGD", std::move(groups), o.lr, o.weight_decay), options(o) {
   SELFSUP_CHECK(o.momentum >= 0 && o.dampening >= 0, "SGD: momentum ", o.momentum,
@@ -280,17 +258,25 @@ SGD::SGD(std::vector<ParamGroup> groups, const SgdOptions& o)
                 "SGD: Nesterov momentum needs momentum > 0 and dampening 0");
 }
 
-void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& st) {
-  bool first = st.step == 0;
-  ++st.step;
-  Tensor buf = options.momentum != 0 ? st.buffer("momentum_buffer", param) : Tensor();
-  dispatch_floating(param.dtype(), "SGD", [&](auto tag) {
-    using T = decltype(tag);
-    sgd_update<T>(param.data_ptr<T>(), grad.data_ptr<T>(),
-                  buf.defined() ? buf.data_ptr<T>() : nullptr, param.numel(), T(*group.lr),
-                  T(*group.weight_decay), T(options.momentum), T(options.dampening),
-                  options.nesterov, first);
-  });
+void SGD::update(const ParamGroup& group, const GroupBatch& batch) {
+  // The momentum buffer takes d itself on a parameter's first step: one kernel call for the
+  // parameters on their first step, one for the rest (in practice one of the two is empty).
+  for (bool first : {true, false}) {
+    std::vector<Tensor> params, grads, buffers;
+    for (size_t i = 0; i < batch.params.size(); ++i) {
+      ParamState& st = *batch.states[i];
+      if ((st.step == 0) != first) continue;
+      params.push_back(batch.params[i]);
+      grads.push_back(batch.grads[i]);
+      if (options.momentum != 0) buffers.push_back(st.buffer("momentum_buffer", batch.params[i]));
+    }
+    if (params.empty()) continue;
+    dispatch::sgd_step(params, grads, buffers,
+                       {*group.lr, options.momentum, options.dampening, *group.weight_decay,
+                        options.nesterov, first});
+  }
+  for (ParamState* st : batch.states)
+    ++st->step;
 }
 
 std::map<std::string, std::string> SGD::hyperparameters() const {
@@ -301,26 +287,6 @@ std::map<std::string, std::string> SGD::hyperparameters() const {
 
 // ---------------------------------------------------------------- AdamW
 
-namespace {
-
-template <typename T>
-void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T wd, T beta1, T beta2, T eps,
-                  int64_t step) {
-  T bias1 = T(1) - std::pow(beta1, static_cast<T>(step));
-  T bias2_sqrt = std::sqrt(T(1) - std::pow(beta2, static_cast<T>(step)));
-  T step_size = lr / bias1;
-  T decay = T(1) - lr * wd;
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) {
-    p[i] *= decay;
-    m[i] = beta1 * m[i] + (T(1) - beta1) * g[i];
-    v[i] = beta2 * v[i] + (T(1) - beta2) * g[i] * g[i];
-    p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
-  }
-}
-
-}  // namespace
-
 AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
     : Optimizer("AdamW", std::move(groups), o.lr, o.weight_decay), options(o) {
   SELFSUP_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps >= 0,
@@ -328,16 +294,22 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
                 ") and ", o.eps);
 }
 
-void AdamW::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& st) {
-  ++st.step;
-  Tensor m = st.buffer("exp_avg", param);
-  Tensor v = st.buffer("exp_avg_sq", param);
-  dispatch_floating(param.dtype(), "AdamW", [&](auto tag) {
-    using T = decltype(tag);
-    adamw_update<T>(param.data_ptr<T>(), grad.data_ptr<T>(), m.data_ptr<T>(), v.data_ptr<T>(),
-                    param.numel(), T(*group.lr), T(*group.weight_decay), T(options.beta1),
-                    T(options.beta2), T(options.eps), st.step);
-  });
+void AdamW::update(const ParamGroup& group, const GroupBatch& batch) {
+  // The bias corrections depend on each parameter's step count: one kernel call per distinct
+  // count (in practice one).
+  std::map<int64_t, std::array<std::vector<Tensor>, 4>> by_step;  // params, grads, m, v
+  for (size_t i = 0; i < batch.params.size(); ++i) {
+    ParamState& st = *batch.states[i];
+    auto& lists = by_step[++st.step];
+    lists[0].push_back(batch.params[i]);
+    lists[1].push_back(batch.grads[i]);
+    lists[2].push_back(st.buffer("exp_avg", batch.params[i]));
+    lists[3].push_back(st.buffer("exp_avg_sq", batch.params[i]));
+  }
+  for (const auto& [step, lists] : by_step)
+    dispatch::adamw_step(
+        lists[0], lists[1], lists[2], lists[3],
+        {*group.lr, options.beta1, options.beta2, options.eps, *group.weight_decay, step});
 }
 
 std::map<std::string, std::string> AdamW::hyperparameters() const {
@@ -348,53 +320,22 @@ std::map<std::string, std::string> AdamW::hyperparameters() const {
 
 // ---------------------------------------------------------------- LARS
 
-namespace {
-
-template <typename T>
-double sum_squares(const T* x, int64_t n) {
-  double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i)
-    acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return acc;
-}
-
-// buf = momentum * buf + scale * (g + wd * p);  p -= lr * buf
-template <typename T>
-void lars_update(T* p, const T* g, T* buf, int64_t n, T lr, T wd, T scale, T momentum) {
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) {
-    T d = scale * (g[i] + wd * p[i]);
-    buf[i] = momentum * buf[i] + d;
-    p[i] -= lr * buf[i];
-  }
-}
-
-}  // namespace
-
 LARS::LARS(std::vector<ParamGroup> groups, const LarsOptions& o)
     : Optimizer("LARS", std::move(groups), o.lr, o.weight_decay), options(o) {
   SELFSUP_CHECK(o.momentum >= 0 && o.eta > 0, "LARS: needs momentum >= 0 and eta > 0, got ",
                 o.momentum, " and ", o.eta);
 }
 
-void LARS::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& st) {
-  ++st.step;
-  bool excluded = group.lars_exclude || (options.exclude_1d && param.dim() <= 1);
-  Tensor buf = st.buffer("momentum_buffer", param);
-  dispatch_floating(param.dtype(), "LARS", [&](auto tag) {
-    using T = decltype(tag);
-    T* p = param.data_ptr<T>();
-    const T* g = grad.data_ptr<T>();
-    int64_t n = param.numel();
-    double wd = excluded ? 0.0 : *group.weight_decay;
-    double trust = 1.0;
-    if (!excluded) {
-      double w_norm = std::sqrt(sum_squares(p, n)), g_norm = std::sqrt(sum_squares(g, n));
-      if (w_norm > 0 && g_norm > 0) trust = options.eta * w_norm / (g_norm + wd * w_norm);
-    }
-    lars_update<T>(p, g, buf.data_ptr<T>(), n, T(*group.lr), T(wd), T(trust), T(options.momentum));
-  });
+void LARS::update(const ParamGroup& group, const GroupBatch& batch) {
+  std::vector<Tensor> buffers;
+  std::vector<bool> excluded;
+  for (size_t i = 0; i < batch.params.size(); ++i) {
+    ++batch.states[i]->step;
+    buffers.push_back(batch.states[i]->buffer("momentum_buffer", batch.params[i]));
+    excluded.push_back(group.lars_exclude || (options.exclude_1d && batch.params[i].dim() <= 1));
+  }
+  dispatch::lars_step(batch.params, batch.grads, buffers, excluded,
+                      {*group.lr, options.momentum, *group.weight_decay, options.eta});
 }
 
 std::map<std::string, std::string> LARS::hyperparameters() const {
@@ -406,13 +347,7 @@ std::map<std::string, std::string> LARS::hyperparameters() const {
 // ---------------------------------------------------------------- clipping
 
 double l2_norm(const Tensor& t) {
-  Tensor c = raw::contiguous(t);
-  double acc = 0;
-  dispatch_floating(c.dtype(), "l2_norm", [&](auto tag) {
-    using T = decltype(tag);
-    acc = sum_squares(c.data_ptr<T>(), c.numel());
-  });
-  return std::sqrt(acc);
+  return std::sqrt(dispatch::sum_of_squares(t));
 }
 
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {

@@ -5,7 +5,8 @@
 // Parameters come in groups, each with its own lr and weight_decay (unset: the optimizer's)
 // and flags. step() updates, in place and without recording a graph, every parameter that has
 // a gradient; per-parameter state (momentum buffers, Adam moments) is created on its first
-// step and never reallocated. The update loops run over raw pointers with OpenMP.
+// step and never reallocated. Each group is updated by one kernel call (kernels/cpu/optim.h on
+// the CPU, the multi-tensor kernels of kernels/cuda/ema.h on the GPU, float32 there).
 //
 // state_dict() exports the state as named tensors plus string metadata, the shape of a
 // safetensors file: tensors "state.<i>.<buffer>" (i counts parameters over all groups, as
@@ -76,9 +77,14 @@ class Optimizer {
 
  protected:
   Optimizer(std::string type_name, std::vector<ParamGroup> groups, double lr, double weight_decay);
-  // Updates one parameter in place. param and grad are contiguous, of the same dtype and shape.
-  virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                      ParamState& state) = 0;
+  // Updates, in place, the parameters of one group that have a gradient: batch.params[i] with
+  // gradient batch.grads[i] (contiguous, same dtype and shape) and state *batch.states[i]. One
+  // call per group per step, so the GPU updates the whole group in one multi-tensor launch.
+  struct GroupBatch {
+    std::vector<Tensor> params, grads;
+    std::vector<ParamState*> states;
+  };
+  virtual void update(const ParamGroup& group, const GroupBatch& batch) = 0;
   // The optimizer-wide hyperparameters, for the metadata ("momentum", "betas", ...).
   virtual std::map<std::string, std::string> hyperparameters() const = 0;
 
@@ -118,8 +124,7 @@ class SGD : public Optimizer {
   SgdOptions options;
 
  protected:
-  void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-              ParamState& state) override;
+  void update(const ParamGroup& group, const GroupBatch& batch) override;
   std::map<std::string, std::string> hyperparameters() const override;
 };
 
@@ -144,8 +149,7 @@ class AdamW : public Optimizer {
   AdamWOptions options;
 
  protected:
-  void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-              ParamState& state) override;
+  void update(const ParamGroup& group, const GroupBatch& batch) override;
   std::map<std::string, std::string> hyperparameters() const override;
 };
 
@@ -171,8 +175,7 @@ class LARS : public Optimizer {
   LarsOptions options;
 
  protected:
-  void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-              ParamState& state) override;
+  void update(const ParamGroup& group, const GroupBatch& batch) override;
   std::map<std::string, std::string> hyperparameters() const override;
 };
 

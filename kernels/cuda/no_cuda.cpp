@@ -165,3 +165,28 @@ void gemm(GemmLayout, const Tensor&, const Tensor&, Tensor&, float, float, int) 
 }
 
 }  // namespace selfsup::cuda
+
+// ============================================================================================
+// Optimizer step and EMA stubs (kernels/cuda/ema.h), so dispatch links in a CPU-only build.
+// ============================================================================================
+#include "kernels/cuda/ema.h"
+
+namespace selfsup::cuda {
+
+void ema_update(const std::vector<Tensor>&, const std::vector<Tensor>&, double, int) {
+  throw Error("ema_update: this build has no CUDA backend");
+}
+void sgd_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
+              const SgdStep&) {
+  throw Error("sgd_step: this build has no CUDA backend");
+}
+void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
+                const std::vector<Tensor>&, const AdamWStep&) {
+  throw Error("adamw_step: this build has no CUDA backend");
+}
+void lars_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
+               const std::vector<bool>&, const LarsStep&) {
+  throw Error("lars_step: this build has no CUDA backend");
+}
+
+}  // namespace selfsup::cuda
