@@ -178,23 +178,50 @@ void Module::requires_grad_(bool on) {
     p.requires_grad_(on);
 }
 
+namespace {
+
+// Points every handle of `t` at `converted`'s data: the shared TensorImpl is rewritten, so
+// optimizers and views built on the handle see the new tensor. Gradients are dropped.
+void rebind(const Tensor& t, const Tensor& converted) {
+  TensorImpl* impl = t.impl();
+  impl->storage = converted.impl()->storage;
+  impl->shape = converted.shape();
+  impl->strides = converted.strides();
+  impl->offset = converted.offset();
+  impl->dtype = converted.dtype();
+  impl->grad.reset();
+}
+
+}  // namespace
+
 void Module::to(DType dtype) {
   auto convert = [dtype](const Tensor& t) {
     if (!is_floating(t.dtype()) || t.dtype() == dtype) return;
-    Tensor converted = raw::to_dtype(t, dtype);
-    // Rewrite the shared TensorImpl so that every handle to this tensor sees the new data.
-    TensorImpl* impl = t.impl();
-    impl->storage = converted.impl()->storage;
-    impl->shape = converted.shape();
-    impl->strides = converted.strides();
-    impl->offset = converted.offset();
-    impl->dtype = dtype;
-    impl->grad.reset();
+    rebind(t, raw::to_dtype(t, dtype));
   };
   for (const auto& t : parameters())
     convert(t);
   for (const auto& t : buffers())
     convert(t);
+}
+
+void Module::to(Device device) {
+  auto move = [device](const Tensor& t) {
+    if (t.device() == device) return;
+    rebind(t, raw::to_device(t, device));
+  };
+  for (const auto& t : parameters())
+    move(t);
+  for (const auto& t : buffers())
+    move(t);
+}
+
+Device Module::device() const {
+  for (const auto& t : parameters())
+    return t.device();
+  for (const auto& t : buffers())
+    return t.device();
+  return kCPU;
 }
 
 // ---------------------------------------------------------------- state dicts

@@ -93,6 +93,11 @@ class Module {
   // Converts every floating parameter and buffer to dtype, in place (handles stay valid;
   // gradients are dropped). Integer buffers such as num_batches_tracked keep their dtype.
   void to(DType dtype);
+  // Moves every parameter and buffer to device, in place (handles stay valid; gradients are
+  // dropped): model.to(Device::cuda()) before building its optimizer, as in PyTorch.
+  void to(Device device);
+  // The device of the first parameter (or buffer); the CPU for a module without tensors.
+  Device device() const;
 
   // ---- state dicts ----
   // Parameters and buffers under PyTorch's names, module by module: "bn1.weight", "bn1.bias",

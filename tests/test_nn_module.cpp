@@ -7,6 +7,7 @@
 #include "autograd/graph.h"
 #include "nn/layers.h"
 #include "nn/module.h"
+#include "tests/cuda_test_util.h"
 
 using namespace selfsup;
 using namespace selfsup::nn;
@@ -155,6 +156,37 @@ TEST(NnModule, ToConvertsFloatingTensorsInPlaceKeepingHandles) {
     EXPECT_EQ(v, 1.5);
   for (const auto& [name, p] : t.named_parameters())
     EXPECT_EQ(p.dtype(), kFloat64) << name;
+}
+
+TEST(NnModule, ToTheDeviceItIsOnChangesNothing) {
+  Tree t;
+  TensorImpl* before = t.a->w.impl();
+  auto storage = t.a->w.impl()->storage;
+  t.a->w.set_grad(ones({5, 3}));
+  EXPECT_EQ(t.device(), kCPU);
+  t.to(kCPU);
+  EXPECT_EQ(t.a->w.impl(), before);
+  EXPECT_EQ(t.a->w.impl()->storage, storage);  // no copy
+  EXPECT_TRUE(t.a->w.grad().defined());        // nothing moved, so the gradient stays
+  EXPECT_EQ(Module("Empty").device(), kCPU);
+}
+
+TEST(NnModule, ToCudaMovesEveryTensorInPlaceKeepingHandles) {
+  SELFSUP_REQUIRE_GPU();
+  Tree t;
+  auto counter = zeros({}, kInt64);
+  t.a->register_buffer("count", counter);
+  TensorImpl* before = t.a->w.impl();
+  t.to(Device::cuda());
+  EXPECT_EQ(t.a->w.impl(), before);
+  EXPECT_EQ(t.device(), Device::cuda());
+  for (const auto& [name, p] : t.named_parameters())
+    EXPECT_EQ(p.device(), Device::cuda()) << name;
+  EXPECT_EQ(counter.device(), Device::cuda());
+  EXPECT_TRUE(t.a->w.requires_grad());
+  t.to(kCPU);
+  for (double v : t.a->w.to_vector<double>())
+    EXPECT_EQ(v, 1.5);
 }
 
 TEST(NnModule, StateDictRoundTripCopiesValuesInPlace) {
