@@ -30,7 +30,8 @@ bool Tensor::shares_storage_with(const Tensor& other) const {
 double Tensor::item() const {
   SELFSUP_CHECK(numel() == 1, "item: tensor of shape ", shape_str(shape()),
                 " has ", numel(), " elements, not 1");
-  SELFSUP_CHECK(device().is_cpu(), "item: tensor is on ", device().str(), "; call .to(kCPU) first");
+  // A device tensor is copied to the host first (a synchronising copy, as in PyTorch).
+  if (!device().is_cpu()) return raw::to_device(raw::contiguous(*this), kCPU).item();
   return dispatch_dtype(dtype(), [&](auto tag) {
     using T = decltype(tag);
     return static_cast<double>(*static_cast<const T*>(raw_data_ptr()));
@@ -39,7 +40,7 @@ double Tensor::item() const {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
-  SELFSUP_CHECK(device().is_cpu(), "to_vector: tensor is on ", device().str());
+  if (!device().is_cpu()) return raw::to_device(raw::contiguous(*this), kCPU).to_vector<T>();
   Tensor c = raw::to_dtype(*this, dtype_of<T>());
   const T* p = c.data_ptr<T>();
   return std::vector<T>(p, p + c.numel());

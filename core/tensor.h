@@ -91,11 +91,12 @@ class Tensor {
   void* raw_data_ptr() const;
   Storage& storage() const { return *checked()->storage; }
   bool shares_storage_with(const Tensor& other) const;
-  // The value of a one-element CPU tensor, converted to double.
+  // The value of a one-element tensor, converted to double (copied from the device if needed).
   double item() const;
   template <typename T>
   T item() const { return static_cast<T>(item()); }
-  // All elements in row-major order (any strides), converted to T. CPU only.
+  // All elements in row-major order (any strides), converted to T; device tensors are copied
+  // to the host first.
   template <typename T>
   std::vector<T> to_vector() const;
 

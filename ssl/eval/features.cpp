@@ -32,10 +32,14 @@ Tensor extract_features(nn::Module& encoder, const data::Dataset& dataset, int64
   const bool was_training = encoder.is_training();
   encoder.eval();
   NoGradGuard no_grad;
+  // Images go to the encoder's device and features come back to the host, batch by batch.
+  const Device device = encoder.device();
   std::vector<Tensor> parts;
   for (int64_t start = 0; start < n; start += batch_size) {
     int64_t count = std::min(batch_size, n - start);
-    parts.push_back(encoder.forward(images_as_float(dataset, start, count)));
+    Tensor features =
+        encoder.forward(raw::to_device(images_as_float(dataset, start, count), device));
+    parts.push_back(raw::to_device(raw::contiguous(features), kCPU));
   }
   encoder.train(was_training);
   SELFSUP_CHECK(!parts.empty(), "extract_features: dataset ", dataset.name, " is empty");

@@ -30,8 +30,17 @@ using Clock = std::chrono::steady_clock;
 void check_device(const std::string& device) {
   SELFSUP_CHECK(device == "auto" || device == "cpu" || device == "cuda",
                 "train: unknown device '", device, "' (cpu, cuda or auto)");
-  SELFSUP_CHECK(device != "cuda", "train: --device cuda is not available yet: the CUDA backend ",
-                "does not run the training ops in this version; use --device cpu");
+}
+
+// The device to train on: --device cuda needs a GPU (an Error says why there is none);
+// auto takes the GPU when there is one. Finding a GPU registers the CUDA backend, whose pinned
+// host allocator the loader's batches then use.
+Device pick_device(const std::string& device) {
+  if (device == "cpu") return kCPU;
+  const cuda::DeviceReport report = cuda::query_devices();
+  if (!report.gpus.empty()) return Device::cuda();
+  SELFSUP_CHECK(device != "cuda", "train: --device cuda, but no GPU can be used: ", report.reason);
+  return kCPU;
 }
 
 void check_config(const TrainConfig& c) {
@@ -104,9 +113,7 @@ class Trainer {
  public:
   Trainer(TrainConfig config, const std::string& resume_dir) : c_(std::move(config)) {
     check_config(c_);
-    // Finding a GPU registers the CUDA backend, whose pinned host allocator the loader's
-    // batches then use (a no-op in a CPU-only build or without a GPU).
-    if (c_.device != "cpu") cuda::query_devices();
+    device_ = pick_device(c_.device);
     train_set_ = data::load_dataset(c_.dataset, "train", c_.data_dir);
     if (c_.subset > 0) train_set_ = data::first_n(train_set_, c_.subset);
     // A ViT learns one position embedding per patch of the grid it trains on; views smaller
@@ -121,6 +128,7 @@ class Trainer {
     c_.method_options.image_size = c_.view_size > 0 ? c_.view_size : train_set_.height();
     c_.method_options.seed = c_.seed;
     method_ = make_method(c_.method, c_.method_options);
+    method_->to(device_);  // before the optimizer, whose state follows the parameters
     SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ",
                   train_set_.name, " are ", train_set_.height(), "x", train_set_.width(),
                   "; square images are expected");
@@ -145,11 +153,12 @@ class Trainer {
   TrainResult run() {
     TrainResult result;
     auto start = Clock::now();
-    std::fprintf(stderr, "selfsup: training %s (%s, %lld params) on %s: %lld images, %lld epochs\n",
+    std::fprintf(stderr,
+                 "selfsup: training %s (%s, %lld params) on %s: %lld images, %lld epochs, %s\n",
                  c_.method.c_str(), c_.method_options.model.c_str(),
                  static_cast<long long>(method_->encoder().num_parameters()),
                  train_set_.name.c_str(), static_cast<long long>(train_set_.size()),
-                 static_cast<long long>(c_.epochs));
+                 static_cast<long long>(c_.epochs), device_.str().c_str());
     for (int64_t epoch = first_epoch_; epoch < c_.epochs; ++epoch) {
       EpochStats stats = run_epoch(epoch);
       nlohmann::json line = epoch_record(epoch, stats);
@@ -175,6 +184,8 @@ class Trainer {
                     loader_->batches_per_epoch());
     auto start = Clock::now();
     while (auto batch = next_batch(s)) {
+      for (Tensor& view : batch->views)
+        view = raw::to_device(view, device_);
       schedule_.apply(*optimizer_, step_);
       StepOutput out = method_->step_indexed(batch->views, batch->indices);
       optimizer_->zero_grad();
@@ -208,7 +219,8 @@ class Trainer {
     s.steps += 1;
     s.views += views;
     for (const auto& [k, v] : out.metrics) s.metrics[k] += v;
-    if (out.embedding.defined() && s.embeddings.size() < 8) s.embeddings.push_back(out.embedding);
+    if (out.embedding.defined() && s.embeddings.size() < 8)
+      s.embeddings.push_back(raw::to_device(raw::contiguous(out.embedding), kCPU));
   }
 
   nlohmann::json epoch_record(int64_t epoch, const EpochStats& s) {
@@ -282,6 +294,7 @@ class Trainer {
   }
 
   TrainConfig c_;
+  Device device_ = kCPU;  // where the method's parameters and each batch live
   data::Dataset train_set_, test_set_;
   std::shared_ptr<Method> method_;
   std::unique_ptr<data::Loader> loader_;
