@@ -58,7 +58,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   detail::check_cpu("max_pool2d", {x});
   cpu::Pool2dParams p = pool_params("max_pool2d", kernel, stride, padding);
   Shape shape = pool_out_shape(x, p, "max_pool2d");
-  Tensor out = detail::empty_as(shape, x), indices = empty(shape, kInt64);
+  Tensor out = detail::empty_as(shape, x), indices = detail::empty_as(shape, x, kInt64);
   cpu::max_pool2d(x, p, out, indices);
   return record(out, "max_pool2d", {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
@@ -167,7 +167,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   SELFSUP_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability ", p, " is outside [0, 1]");
   if (!training || p == 0.0) return x;
   detail::check_cpu("dropout", {x});
-  Tensor out = detail::empty_as(x.shape(), x), mask = empty(x.shape(), kUInt8);
+  Tensor out = detail::empty_as(x.shape(), x), mask = detail::empty_as(x.shape(), x, kUInt8);
   cpu::dropout(x, p, gen ? *gen : default_generator(), out, mask);
   return record(out, "dropout", {x}, [=](const Tensor& g) {
     Tensor gx = detail::empty_as(g.shape(), g);

@@ -85,6 +85,18 @@ BatchNorm::BatchNorm(const std::string& type_name, const BatchNormOptions& o, in
   }
 }
 
+int64_t BatchNorm::increment_batches_tracked() {
+  if (num_batches_tracked.device().is_cpu()) {
+    int64_t* count = num_batches_tracked.data_ptr<int64_t>();
+    *count += 1;
+    num_batches_tracked.bump_version();
+    return *count;
+  }
+  const int64_t count = num_batches_tracked.item<int64_t>() + 1;
+  num_batches_tracked.fill_(static_cast<double>(count));
+  return count;
+}
+
 Tensor BatchNorm::forward(const Tensor& x) {
   int64_t c = options.num_features_;
   SELFSUP_CHECK(x.dim() >= min_dim_ && x.dim() <= max_dim_ && x.size(1) == c, type_name(), "(", c,
@@ -98,10 +110,8 @@ Tensor BatchNorm::forward(const Tensor& x) {
                   "when using batch statistics, got input ", shape_str(x.shape()));
   double factor = options.momentum_.value_or(0.0);
   if (is_training() && tracking) {
-    int64_t* count = num_batches_tracked.data_ptr<int64_t>();
-    *count += 1;
-    num_batches_tracked.bump_version();
-    if (!options.momentum_) factor = 1.0 / static_cast<double>(*count);
+    const int64_t count = increment_batches_tracked();
+    if (!options.momentum_) factor = 1.0 / static_cast<double>(count);
   }
   // Training updates the running statistics in place; eval reads them (undefined when not
   // tracking, so nothing is updated or read).

@@ -112,6 +112,10 @@ class BatchNorm : public Module {
             int64_t max_dim);
 
  private:
+  // num_batches_tracked += 1; returns the new count. On a GPU the count is read and written
+  // through the host (one small synchronising copy per training forward).
+  int64_t increment_batches_tracked();
+
   int64_t min_dim_, max_dim_;  // accepted input ranks
 };
 

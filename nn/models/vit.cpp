@@ -211,7 +211,7 @@ Tensor gather_tokens(const Tensor& tokens, const Tensor& ids) {
   const int64_t n = tokens.size(0), l = tokens.size(1), k = ids.size(1);
   // Row r of image i is row i L + r of the flattened [N L, D] tokens.
   Tensor flat_ids = empty({n * k}, kInt64);
-  Tensor src = raw::contiguous(ids);
+  Tensor src = raw::to_device(raw::contiguous(ids), kCPU);  // checked and offset on the host
   const int64_t* in = src.data_ptr<int64_t>();
   int64_t* out = flat_ids.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i)
@@ -222,7 +222,8 @@ Tensor gather_tokens(const Tensor& tokens, const Tensor& ids) {
       out[i * k + j] = i * l + r;
     }
   Tensor flat = reshape(tokens, {n * l, tokens.size(2)});
-  return reshape(index_select(flat, 0, flat_ids), {n, k, tokens.size(2)});
+  return reshape(index_select(flat, 0, raw::to_device(flat_ids, tokens.device())),
+                 {n, k, tokens.size(2)});
 }
 
 ViTOptions vit_tiny_options(int64_t in_channels, double width_multiplier) {

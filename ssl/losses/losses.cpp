@@ -1,6 +1,7 @@
 #include "ssl/losses/losses.h"
 
 #include <limits>
+#include <optional>
 
 #include "kernels/cpu/sinkhorn.h"
 #include "kernels/cuda/sinkhorn.h"
@@ -19,9 +20,14 @@ Tensor cosine_rows(const Tensor& a, const Tensor& b) {
   return sum(mul(normalize(a, 1), normalize(b, 1)), {1});
 }
 
-// A [D, D] matrix with 1 off the diagonal and 0 on it, as a constant.
-Tensor off_diagonal_mask(int64_t d, DType dtype) {
-  return sub(ones({d, d}, dtype), eye(d, dtype));
+// Options for a constant that joins `like` in an op: its device, and dtype (like's by default).
+TensorOptions like(const Tensor& t, std::optional<DType> dtype = std::nullopt) {
+  return TensorOptions(dtype.value_or(t.dtype())).device(t.device());
+}
+
+// A [D, D] matrix with 1 off the diagonal and 0 on it, as a constant beside `z`.
+Tensor off_diagonal_mask(int64_t d, const Tensor& z) {
+  return sub(ones({d, d}, like(z)), eye(d, like(z)));
 }
 
 }  // namespace
@@ -33,10 +39,10 @@ Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
   Tensor z = normalize(cat({z1, z2}, 0), 1);                    // [2N, D]
   Tensor sim = mul(matmul(z, transpose(z, 0, 1)), 1.0 / temperature);  // [2N, 2N]
   // A row's similarity with itself is never a candidate: -1e9 makes its softmax weight 0.
-  Tensor self_mask = mul(eye(2 * n, z1.dtype()), -1e9);
+  Tensor self_mask = mul(eye(2 * n, like(z1)), -1e9);
   std::vector<int64_t> positives(2 * n);
   for (int64_t i = 0; i < 2 * n; ++i) positives[i] = (i + n) % (2 * n);
-  return cross_entropy(add(sim, self_mask), from_vector(positives, {2 * n}));
+  return cross_entropy(add(sim, self_mask), from_vector(positives, {2 * n}, like(z1, kInt64)));
 }
 
 Tensor info_nce_loss(const Tensor& q, const Tensor& k, const Tensor& queue, double temperature) {
@@ -48,12 +54,12 @@ Tensor info_nce_loss(const Tensor& q, const Tensor& k, const Tensor& queue, doub
   Tensor positive = sum(mul(qn, kn), {1}, true);                 // [N, 1]
   Tensor negative = matmul(qn, transpose(negatives, 0, 1));      // [N, K]
   Tensor logits = mul(cat({positive, negative}, 1), 1.0 / temperature);
-  return cross_entropy(logits, zeros({q.size(0)}, kInt64));
+  return cross_entropy(logits, zeros({q.size(0)}, like(q, kInt64)));
 }
 
 Tensor byol_loss(const Tensor& p, const Tensor& z) {
   check_pair("byol_loss", p, z);
-  return mean(sub(full({p.size(0)}, 2.0, p.dtype()), mul(cosine_rows(p, z.detach()), 2.0)));
+  return mean(sub(full({p.size(0)}, 2.0, like(p)), mul(cosine_rows(p, z.detach()), 2.0)));
 }
 
 Tensor simsiam_loss(const Tensor& p, const Tensor& z) {
@@ -65,22 +71,22 @@ Tensor barlow_twins_loss(const Tensor& z1, const Tensor& z2, double lambda) {
   check_pair("barlow_twins_loss", z1, z2);
   int64_t d = z1.size(1);
   Tensor c = cross_correlation(z1, z2);
-  Tensor on_diag = sum(square(sub(ones({d}, z1.dtype()), sum(mul(c, eye(d, z1.dtype())), {1}))));
-  Tensor off_diag = sum(square(mul(c, off_diagonal_mask(d, z1.dtype()))));
+  Tensor on_diag = sum(square(sub(ones({d}, like(z1)), sum(mul(c, eye(d, like(z1))), {1}))));
+  Tensor off_diag = sum(square(mul(c, off_diagonal_mask(d, z1))));
   return add(on_diag, mul(off_diag, lambda));
 }
 
 namespace {
 
 Tensor variance_hinge(const Tensor& z) {
-  return mean(relu(sub(ones({z.size(1)}, z.dtype()), sqrt(add(var(z, {0}), 1e-4)))));
+  return mean(relu(sub(ones({z.size(1)}, like(z)), sqrt(add(var(z, {0}), 1e-4)))));
 }
 
 Tensor covariance_penalty(const Tensor& z) {
   int64_t n = z.size(0), d = z.size(1);
   Tensor centred = sub(z, mean(z, {0}, true));
   Tensor cov = mul(matmul(transpose(centred, 0, 1), centred), 1.0 / (n - 1));
-  return mul(sum(square(mul(cov, off_diagonal_mask(d, z.dtype())))), 1.0 / d);
+  return mul(sum(square(mul(cov, off_diagonal_mask(d, z)))), 1.0 / d);
 }
 
 }  // namespace

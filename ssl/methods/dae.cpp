@@ -47,9 +47,12 @@ Tensor corrupt(const Tensor& images, const DaeNoise& noise, Generator& gen) {
                 "dae: expected a float32 or float64 view, got ", dtype_name(images.dtype()));
   NoGradGuard no_grad;  // the corruption is data, not part of the model
   Tensor x = images.detach();
-  if (noise.stdev > 0) x = add(x, mul(randn(x.shape(), x.dtype(), &gen), noise.stdev));
+  if (noise.stdev > 0)
+    x = add(x,
+            mul(randn(x.shape(), TensorOptions(x.dtype()).device(x.device()), &gen), noise.stdev));
   if (noise.mask > 0) {
-    Tensor u = rand({x.size(0), 1, x.size(2), x.size(3)}, x.dtype(), &gen);
+    Tensor u = rand({x.size(0), 1, x.size(2), x.size(3)},
+                    TensorOptions(x.dtype()).device(x.device()), &gen);
     x = mul(x, to_dtype(gt(u, noise.mask), x.dtype()));  // kept with probability 1 - mask
   }
   return noise.stdev > 0 || noise.mask > 0 ? x : clone(x);

@@ -104,7 +104,7 @@ class DeepCluster : public Method {
     SELFSUP_CHECK(static_cast<int64_t>(views.size()) == num_views(), "deepcluster: expected ",
                   num_views(), " views (2 global + ", local_crops_, " local), got ", views.size());
     const int64_t n = views[0].size(0);
-    const Tensor labels = labels_of(indices, n);
+    const Tensor labels = raw::to_device(labels_of(indices, n), views[0].device());
     Tensor z = embed({views[0], views[1]});
     if (local_crops_ > 0)
       z = cat({z, embed(std::vector<Tensor>(views.begin() + kGlobalViews, views.end()))}, 0);
@@ -134,7 +134,9 @@ class DeepCluster : public Method {
       const int64_t count = std::min(batch_size, ds.size() - first);
       Tensor images = images_as_float(ds, first, count);
       if (images.dtype() != dtype) images = raw::to_dtype(images, dtype);
-      parts.push_back(embed({images}));
+      // To the model's device and back: k-means runs on the host.
+      const Tensor z = embed({raw::to_device(images, head_->weight.device())});
+      parts.push_back(raw::to_device(raw::contiguous(z), kCPU));
     }
     train(was_training);
     return raw::to_dtype(cat(parts, 0), kFloat32);
@@ -144,7 +146,7 @@ class DeepCluster : public Method {
   Tensor labels_of(const Tensor& indices, int64_t n) const {
     SELFSUP_CHECK(indices.defined() && indices.dtype() == kInt64 && indices.shape() == Shape({n}),
                   "deepcluster: indices must be int64 [", n, "], one per row of the views");
-    const Tensor idx = raw::contiguous(indices);
+    const Tensor idx = raw::to_device(raw::contiguous(indices), kCPU);
     const int64_t* in = idx.data_ptr<int64_t>();
     const int64_t* all = clustering_.pseudo_labels.data_ptr<int64_t>();
     const int64_t images = clustering_.pseudo_labels.size(0);

@@ -178,7 +178,8 @@ Tensor shuffle_tile_features(const Tensor& features, const Tensor& labels) {
     for (int64_t i = 0; i < kTiles; ++i)
       idx[b * kTiles + i] = b * kTiles + perms[static_cast<size_t>(l)][static_cast<size_t>(i)];
   }
-  return reshape(index_select(features, 0, index), {batch, kTiles * features.size(1)});
+  return reshape(index_select(features, 0, raw::to_device(index, features.device())),
+                 {batch, kTiles * features.size(1)});
 }
 
 // =============================================================================================
@@ -220,8 +221,11 @@ class Jigsaw : public Method {
     JigsawGrid grid = jigsaw_grid(images.size(2), images.size(3), options().tile_jitter);
     Tensor labels = randint(0, classes_, {n}, kInt64, &puzzle_gen_);
     Tensor offsets = randint(0, grid.jitter + 1, {n, kTiles, 2}, kInt64, &puzzle_gen_);
-    Tensor tiles = cut_jigsaw_tiles(images, offsets, grid);  // [9n, C, th, tw]
+    // Tiles are cut and standardised on the host, then join the encoder on its device.
+    Tensor tiles =
+        cut_jigsaw_tiles(raw::to_device(images, kCPU), offsets, grid);  // [9n, C, th, tw]
     standardize_tiles_(tiles);
+    tiles = raw::to_device(tiles, images.device());
 
     StepOutput out;
     {
@@ -234,6 +238,7 @@ class Jigsaw : public Method {
       tile_features = encode_tiles(tiles, grid);  // [9n, D]
     }
     Tensor logits = classifier_->forward(shuffle_tile_features(tile_features, labels));
+    labels = raw::to_device(labels, logits.device());
     out.loss = cross_entropy(logits, labels);
     out.metrics = {{"puzzle_acc", top1_accuracy(logits, labels)}};
     return out;

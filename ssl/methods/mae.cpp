@@ -166,6 +166,7 @@ class MAE : public Method {
     const Tensor& images = views[0];  // [N, C, H, W]
     auto [gh, gw] = vit_->grid(images);
     PatchMasking m = random_masking(images.size(0), gh * gw, options().mask_ratio, gen_);
+    m.mask = raw::to_device(m.mask, images.device());        // keep/restore stay on the host
     Tensor encoded = vit_->forward_visible(images, m.keep);  // [N, prefix + K, D]
     Tensor visible = narrow(encoded, 1, vit_->num_prefix_tokens(), m.num_visible);
     Tensor pred = decoder_->forward_tokens(visible, m.restore, gh, gw);

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "autograd/ops.h"
+#include "core/views.h"
 #include "nn/models/mlp.h"
 
 namespace selfsup::ssl {
@@ -21,6 +22,18 @@ void init_target(const nn::Module& source, nn::Module& target) {
 
 double cosine_momentum(double base, double progress) {
   return 1.0 - (1.0 - base) * (std::cos(M_PI * progress) + 1.0) / 2.0;
+}
+
+std::vector<int64_t> read_int_buffer(const Tensor& buffer) {
+  return buffer.to_vector<int64_t>();
+}
+
+void write_int_buffer(Tensor& buffer, const std::vector<int64_t>& values) {
+  SELFSUP_CHECK(buffer.dtype() == kInt64 && static_cast<int64_t>(values.size()) == buffer.numel(),
+                "write_int_buffer: ", values.size(), " values for an ", dtype_name(buffer.dtype()),
+                " buffer of shape ", shape_str(buffer.shape()));
+  const Tensor host = from_vector<int64_t>(values, buffer.shape());
+  raw::copy_(buffer, raw::to_device(host, buffer.device()));
 }
 
 void ema_update_module(nn::Module& target, const nn::Module& online, double momentum) {

@@ -106,6 +106,12 @@ class Method : public nn::Module {
   MethodOptions options_;
 };
 
+// Small integer state (a ring buffer's write position, say) kept in a registered int64 buffer,
+// so checkpoints carry it, but read and written on the host: copied from and to the buffer's
+// device. write_int_buffer takes exactly buffer.numel() values.
+std::vector<int64_t> read_int_buffer(const Tensor& buffer);
+void write_int_buffer(Tensor& buffer, const std::vector<int64_t>& values);
+
 std::shared_ptr<Method> make_method(const std::string& name, const MethodOptions& options);
 std::vector<std::string> method_names();
 

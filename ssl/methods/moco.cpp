@@ -10,6 +10,7 @@
 // (as in MoCo v3 and most single-device CIFAR ports), which also stands in for the shuffled
 // BatchNorm the paper needs across GPUs.
 #include "autograd/ops.h"
+#include "core/views.h"
 #include "ssl/losses/losses.h"
 #include "ssl/methods/method.h"
 
@@ -62,16 +63,17 @@ class MoCo : public Method {
   }
 
  private:
-  // Writes keys [n, D] into the ring buffer at queue_ptr, wrapping around.
+  // Writes keys [n, D] into the ring buffer at queue_ptr, wrapping around: at most two block
+  // copies. The pointer lives in a buffer (checkpoints carry it) and is read on the host.
   void enqueue(const Tensor& keys) {
     NoGradGuard no_grad;
-    int64_t size = queue_.size(0), n = std::min(keys.size(0), size);
-    int64_t ptr = queue_ptr_.data_ptr<int64_t>()[0];
-    for (int64_t i = 0; i < n; ++i) {
-      Tensor row = queue_.select(0, (ptr + i) % size);
-      row.copy_(keys.select(0, i));
-    }
-    queue_ptr_.data_ptr<int64_t>()[0] = (ptr + n) % size;
+    const int64_t size = queue_.size(0), n = std::min(keys.size(0), size);
+    const int64_t ptr = read_int_buffer(queue_ptr_)[0];
+    const int64_t first = std::min(n, size - ptr);
+    raw::narrow(queue_, 0, ptr, first).copy_(raw::narrow(keys, 0, 0, first));
+    if (n > first)
+      raw::narrow(queue_, 0, 0, n - first).copy_(raw::narrow(keys, 0, first, n - first));
+    write_int_buffer(queue_ptr_, {(ptr + n) % size});
   }
 
   std::shared_ptr<nn::Module> projector_, key_encoder_, key_projector_;

@@ -13,6 +13,7 @@
 // that role here, so the encoder's output stays the general representation the evaluation uses.
 // The step reports the rotation accuracy of the batch as "rotation_acc".
 #include "autograd/ops.h"
+#include "core/views.h"
 #include "ssl/eval/linear_probe.h"
 #include "ssl/methods/method.h"
 #include "ssl/methods/pretext.h"
@@ -54,7 +55,7 @@ class RotNet : public Method {
     // All rotations in one forward: BatchNorm's statistics cover every orientation alike.
     Tensor h = features(cat(views, 0));  // [4n, D]
     Tensor logits = classifier_->forward(h);
-    Tensor labels = rotation_labels(n, kRotations);
+    Tensor labels = raw::to_device(rotation_labels(n, kRotations), logits.device());
     StepOutput out;
     out.loss = cross_entropy(logits, labels);
     out.metrics = {{"rotation_acc", top1_accuracy(logits, labels)}};

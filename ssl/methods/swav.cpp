@@ -116,7 +116,7 @@ class SwAV : public Method {
   }
 
   bool queue_full() const {
-    return queue_.defined() && queue_state_.data_ptr<int64_t>()[1] == queue_.size(0);
+    return queue_.defined() && read_int_buffer(queue_state_)[1] == queue_.size(0);
   }
 
   // The codes of one global view's scores [n, K]; with a full queue, the queued features'
@@ -134,14 +134,13 @@ class SwAV : public Method {
   void enqueue(const Tensor& z) {
     NoGradGuard no_grad;
     const int64_t size = queue_.size(0), m = std::min(z.size(0), size);
-    int64_t* state = queue_state_.data_ptr<int64_t>();
+    const std::vector<int64_t> state = read_int_buffer(queue_state_);  // on the host
     const int64_t first = std::min(m, size - state[0]);
     const int64_t skip = z.size(0) - m;
     raw::narrow(queue_, 0, state[0], first).copy_(raw::narrow(z, 0, skip, first));
     if (m > first)
       raw::narrow(queue_, 0, 0, m - first).copy_(raw::narrow(z, 0, skip + first, m - first));
-    state[0] = (state[0] + m) % size;
-    state[1] = std::min(size, state[1] + m);
+    write_int_buffer(queue_state_, {(state[0] + m) % size, std::min(size, state[1] + m)});
   }
 
   std::shared_ptr<nn::Module> projector_;
