@@ -24,6 +24,7 @@
 
 #include "core/views.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/reduce_plan.h"
 
 namespace selfsup::cpu {
 
@@ -51,11 +52,7 @@ void check_float_input(const char* op, const Tensor& x) {
 void check_out(const char* op, const Tensor& out, const Shape& shape, DType dtype,
                const Tensor& x) {
   detail::check_writable(op, out);
-  SELFSUP_CHECK(out.shape() == shape, op, ": out has shape ", shape_str(out.shape()),
-                " but the result for input ", shape_str(x.shape()), " has shape ",
-                shape_str(shape));
-  SELFSUP_CHECK(out.dtype() == dtype, op, ": out is ", dtype_name(out.dtype()),
-                " but the result is ", dtype_name(dtype));
+  reduce_plan::check_result(op, out, shape, dtype, x);
 }
 
 // Calls fn(float{}) or fn(double{}) for a float tensor.
@@ -65,20 +62,12 @@ void dispatch_float(const Tensor& x, Fn&& fn) {
   fn(double{});
 }
 
-// reduced[d]: whether dim d of x is summed over (dims empty = all dims).
 std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
-  std::vector<bool> reduced(x.dim(), false);
-  for (int64_t d : normalize_dims(dims, x.dim(), op))
-    if (d < x.dim()) reduced[d] = true;  // a 0-d tensor accepts dim 0, which names no real dim
-  return reduced;
+  return reduce_plan::reduced_mask(x.dim(), dims, op);
 }
 
-// How many elements of x fall into each output element.
 int64_t reduced_count(const Tensor& x, const std::vector<bool>& reduced) {
-  int64_t n = 1;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (reduced[d]) n *= x.size(d);
-  return n;
+  return reduce_plan::reduced_count(x.shape(), reduced);
 }
 
 // Writes value(k) into the k-th element of out in row-major order (any strides).
@@ -444,28 +433,7 @@ void sum_backward(const Tensor& grad_y, const Shape& x_shape, const std::vector<
   const char* op = "sum_backward";
   check_float_input(op, grad_y);
   check_out(op, grad_x, x_shape, grad_y.dtype(), grad_y);
-  const int64_t nd = static_cast<int64_t>(x_shape.size());
-  std::vector<bool> reduced(nd, false);
-  for (int64_t d : normalize_dims(dims, nd, op))
-    if (d < nd) reduced[d] = true;
-  const Shape kept_shape = reduced_shape(x_shape, dims, true, op);
-  const Shape dropped_shape = reduced_shape(x_shape, dims, false, op);
-
-  // grad_y's strides along x's dims, 0 along the reduced ones: reading it with these strides
-  // is the broadcast back over the reduced dims.
-  Shape gstrides(nd, 0);
-  if (grad_y.shape() == kept_shape) {
-    for (int64_t d = 0; d < nd; ++d)
-      if (!reduced[d]) gstrides[d] = grad_y.stride(d);
-  } else {
-    SELFSUP_CHECK(grad_y.shape() == dropped_shape, op, ": grad of shape ",
-                  shape_str(grad_y.shape()), " fits neither ", shape_str(dropped_shape), " nor ",
-                  shape_str(kept_shape), " (the sum of ", shape_str(x_shape), " over dims ",
-                  shape_str(dims), ")");
-    for (int64_t d = 0, j = 0; d < nd; ++d)
-      if (!reduced[d]) gstrides[d] = grad_y.stride(j++);
-  }
-
+  const Shape gstrides = reduce_plan::sum_backward_grad_strides(grad_y, x_shape, dims, op);
   dispatch_float(grad_y, [&](auto tag) {
     using T = decltype(tag);
     broadcast_copy(grad_y.data_ptr<T>(), gstrides, grad_x);
@@ -476,16 +444,7 @@ void sum_to(const Tensor& x, const Shape& shape, Tensor& out) {
   const char* op = "sum_to";
   check_float_input(op, x);
   check_out(op, out, shape, x.dtype(), x);
-  const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
-  bool broadcasts = lead >= 0;
-  for (int64_t j = 0; broadcasts && j < static_cast<int64_t>(shape.size()); ++j)
-    broadcasts = shape[j] == x.size(lead + j) || shape[j] == 1;
-  SELFSUP_CHECK(broadcasts, op, ": cannot sum a tensor of shape ", shape_str(x.shape()),
-                " down to ", shape_str(shape), " (it is not a broadcast of that shape)");
-  // Sum the leading dims that broadcasting added and the dims it stretched from 1.
-  std::vector<bool> reduced(x.dim(), false);
-  for (int64_t d = 0; d < x.dim(); ++d)
-    reduced[d] = d < lead || (shape[d - lead] == 1 && x.size(d) != 1);
+  const std::vector<bool> reduced = reduce_plan::sum_to_reduced_dims(x.shape(), shape, op);
   sum_into(x, reduced, false, out);
 }
 

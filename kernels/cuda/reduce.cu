@@ -56,6 +56,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/reduce_plan.h"
 
 namespace selfsup::cuda {
 
@@ -541,19 +542,11 @@ void check_out(const char* op, const Tensor& out, const Shape& shape, DType dtyp
     SELFSUP_CHECK(out.stride(d) != 0 || out.size(d) <= 1, op, ": out of shape ",
                   shape_str(out.shape()), " has stride 0 along dim ", d,
                   " (an expanded tensor cannot be written)");
-  SELFSUP_CHECK(out.shape() == shape, op, ": out has shape ", shape_str(out.shape()),
-                " but the result for input ", shape_str(x.shape()), " has shape ",
-                shape_str(shape));
-  SELFSUP_CHECK(out.dtype() == dtype, op, ": out is ", dtype_name(out.dtype()),
-                " but the result is ", dtype_name(dtype));
+  reduce_plan::check_result(op, out, shape, dtype, x);
 }
 
-// reduced[d]: whether dim d of x is reduced (dims empty = all dims).
 std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
-  std::vector<bool> reduced(x.dim(), false);
-  for (int64_t d : normalize_dims(dims, x.dim(), op))
-    if (d < x.dim()) reduced[d] = true;  // a 0-d tensor accepts dim 0, which names no real dim
-  return reduced;
+  return reduce_plan::reduced_mask(x.dim(), dims, op);
 }
 
 // out's strides along x's dims (0 along the reduced ones). out has one dim per dim of x
@@ -709,27 +702,7 @@ void sum_backward(const Tensor& grad_y, const Shape& x_shape, const std::vector<
   check_float_input(op, grad_y);
   check_out(op, grad_x, x_shape, grad_y.dtype(), grad_y);
   const int64_t nd = static_cast<int64_t>(x_shape.size());
-  std::vector<bool> reduced(nd, false);
-  for (int64_t d : normalize_dims(dims, nd, op))
-    if (d < nd) reduced[d] = true;
-  const Shape kept_shape = reduced_shape(x_shape, dims, true, op);
-  const Shape dropped_shape = reduced_shape(x_shape, dims, false, op);
-
-  // grad_y's strides along x's dims, 0 along the reduced ones: reading it with these strides
-  // is the broadcast back over the reduced dims.
-  Shape gstrides(nd, 0);
-  if (grad_y.shape() == kept_shape) {
-    for (int64_t d = 0; d < nd; ++d)
-      if (!reduced[d]) gstrides[d] = grad_y.stride(d);
-  } else {
-    SELFSUP_CHECK(grad_y.shape() == dropped_shape, op, ": grad of shape ",
-                  shape_str(grad_y.shape()), " fits neither ", shape_str(dropped_shape), " nor ",
-                  shape_str(kept_shape), " (the sum of ", shape_str(x_shape), " over dims ",
-                  shape_str(dims), ")");
-    for (int64_t d = 0, j = 0; d < nd; ++d)
-      if (!reduced[d]) gstrides[d] = grad_y.stride(j++);
-  }
-
+  const Shape gstrides = reduce_plan::sum_backward_grad_strides(grad_y, x_shape, dims, op);
   const int64_t numel = shape_numel(x_shape);
   if (numel == 0) return;
   const Nest nest = make_nest(op, x_shape, std::vector<bool>(nd, true),
@@ -753,19 +726,12 @@ void sum_to(const Tensor& x, const Shape& shape, Tensor& out) {
   const char* op = "sum_to";
   check_float_input(op, x);
   check_out(op, out, shape, x.dtype(), x);
-  const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
-  bool broadcasts = lead >= 0;
-  for (int64_t j = 0; broadcasts && j < static_cast<int64_t>(shape.size()); ++j)
-    broadcasts = shape[j] == x.size(lead + j) || shape[j] == 1;
-  SELFSUP_CHECK(broadcasts, op, ": cannot sum a tensor of shape ", shape_str(x.shape()),
-                " down to ", shape_str(shape), " (it is not a broadcast of that shape)");
   // Sum the leading dims that broadcasting added and the dims it stretched from 1.
-  std::vector<bool> reduced(x.dim(), false);
+  const std::vector<bool> reduced = reduce_plan::sum_to_reduced_dims(x.shape(), shape, op);
+  const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
   Shape out_strides(x.dim(), 0);
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    reduced[d] = d < lead || (shape[d - lead] == 1 && x.size(d) != 1);
+  for (int64_t d = 0; d < x.dim(); ++d)
     if (!reduced[d]) out_strides[d] = out.stride(d - lead);
-  }
   sum_into(op, x, reduced, out_strides, false, out);
 }
 
