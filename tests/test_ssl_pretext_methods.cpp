@@ -365,6 +365,24 @@ void expect_clean_image_statistics(const std::string& name, int64_t side) {
 
 }  // namespace
 
+// The random draws of a step (DAE noise, MAE masks, jigsaw puzzles) are keyed by the epoch, so
+// a run resumed at epoch 1 draws exactly what an uninterrupted run drew in its epoch 1.
+TEST(PretextMethods, StepRandomnessIsKeyedByTheEpochSoResumedRunsDrawTheSame) {
+  for (const char* name : {"dae", "mae", "jigsaw"}) {
+    ssl::MethodOptions o = small_options(28);
+    if (std::string(name) == "mae") o.model = "vit-tiny";
+    auto uninterrupted = ssl::make_method(name, o), resumed = ssl::make_method(name, o);
+    const Tensor images = random_images({4, 1, 28, 28}, 21);
+    uninterrupted->before_epoch({0, 2, nullptr, 4});
+    const double epoch0 = uninterrupted->step({images}).loss.item();
+    uninterrupted->before_epoch({1, 2, nullptr, 4});
+    const double epoch1 = uninterrupted->step({images}).loss.item();
+    resumed->before_epoch({1, 2, nullptr, 4});
+    EXPECT_EQ(resumed->step({images}).loss.item(), epoch1) << name;
+    EXPECT_NE(epoch0, epoch1) << name << ": epochs 0 and 1 drew the same";
+  }
+}
+
 TEST(Jigsaw, StepKeepsWholeImageBatchNormStatisticsAndReportsAccuracy) {
   expect_clean_image_statistics("jigsaw", 28);
   auto method = ssl::make_method("jigsaw", small_options(28));

@@ -75,6 +75,9 @@ class DAE : public Method {
 
   std::string augment_preset() const override { return "mae"; }
   int64_t num_views() const override { return 1; }
+  void before_epoch(const EpochContext& ctx) override {
+    gen_.set_offset(epoch_rng_offset(ctx.epoch));
+  }
 
   StepOutput step(const std::vector<Tensor>& views) override {
     SELFSUP_CHECK(views.size() == 1, "dae: expected 1 view, got ", views.size());

@@ -211,6 +211,9 @@ class Jigsaw : public Method {
 
   std::string augment_preset() const override { return "jigsaw"; }
   int64_t num_views() const override { return 1; }
+  void before_epoch(const EpochContext& ctx) override {
+    puzzle_gen_.set_offset(epoch_rng_offset(ctx.epoch));
+  }
 
   StepOutput step(const std::vector<Tensor>& views) override {
     SELFSUP_CHECK(views.size() == 1, "jigsaw: expected 1 view, got ", views.size());

@@ -161,6 +161,9 @@ class MAE : public Method {
 
   std::string augment_preset() const override { return "mae"; }
   int64_t num_views() const override { return 1; }
+  void before_epoch(const EpochContext& ctx) override {
+    gen_.set_offset(epoch_rng_offset(ctx.epoch));
+  }
 
   StepOutput step(const std::vector<Tensor>& views) override {
     const Tensor& images = views[0];  // [N, C, H, W]

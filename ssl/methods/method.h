@@ -106,6 +106,14 @@ class Method : public nn::Module {
   MethodOptions options_;
 };
 
+// Where a method's per-step random draws (DAE noise, MAE masks, jigsaw puzzles) start in epoch
+// `epoch` of its generator's Philox stream: 2^40 counters per epoch, past the construction-time
+// draws. Keyed by the epoch alone, so a run resumed at an epoch draws what an uninterrupted run
+// drew there (checkpoints are written at epoch ends; no generator state needs saving).
+inline uint64_t epoch_rng_offset(int64_t epoch) {
+  return static_cast<uint64_t>(epoch + 1) << 40;
+}
+
 // Small integer state (a ring buffer's write position, say) kept in a registered int64 buffer,
 // so checkpoints carry it, but read and written on the host: copied from and to the buffer's
 // device. write_int_buffer takes exactly buffer.numel() values.
