@@ -76,7 +76,9 @@ void add_optimisation_options(CLI::App& sub, ssl::TrainConfig& c) {
 }
 
 void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
-  sub.add_option("--proj-hidden", m.proj_hidden, "projector hidden width (0: method default)");
+  sub.add_option("--proj-hidden", m.proj_hidden,
+                 "hidden width of the head: the projector (rotnet, jigsaw: the classifier; dae: "
+                 "the decoder; mae: unused); 0: the method's default");
   sub.add_option("--proj-dim", m.proj_dim, "projection size (0: method default)");
   sub.add_option("--pred-hidden", m.pred_hidden, "predictor hidden width (0: method default)");
   sub.add_option("--temperature", m.temperature, "SimCLR / MoCo temperature (0: default)");
