@@ -47,10 +47,10 @@ ssl::TrainConfig tiny(const std::string& method, const std::string& out) {
   return c;
 }
 
-// The `selfsup` binary built next to the tests, or "" when it is not there.
+// The `selfsup` binary built next to the tests (cli_test_util.h), or "" when it is not there.
 std::string selfsup_binary() {
-  std::string bin = std::string(SELFSUP_BINARY_DIR) + "/selfsup";
-  return fs::exists(bin) ? bin : "";
+  const fs::path bin = test::selfsup_beside_test();
+  return fs::exists(bin) ? bin.string() : "";
 }
 
 // The flags of tiny(method, out) for `selfsup train`.
@@ -250,10 +250,9 @@ TEST(Methods, UnknownMethodIsAClearError) {
 
 TEST(Cli, TrainResumeAndEvalThroughTheBinary) {
   REQUIRE_DATASET();
-  const std::string bin_dir = SELFSUP_BINARY_DIR;
-  if (!fs::exists(bin_dir + "/selfsup"))
-    GTEST_SKIP() << "the selfsup binary is not built next to the tests";
-  std::string bin = bin_dir + "/selfsup", run = temp_dir("cli");
+  const std::string bin = selfsup_binary();
+  if (bin.empty()) GTEST_SKIP() << "the selfsup binary is not built next to the tests";
+  std::string run = temp_dir("cli");
   std::string common = " --method simclr --subset 64 --batch-size 32 --width 0.5 --proj-hidden 64"
                        " --proj-dim 32 --knn-train 64 --knn-test 64 --knn-k 5 --workers 1";
   std::string log = run + ".log";
