@@ -565,6 +565,8 @@ void launch_kernel(int version, const GemmArgs& g, int batch) {
                   static_cast<unsigned>(ceil_div(g.m, s.tile_m)), static_cast<unsigned>(batch));
   SELFSUP_CHECK(grid.y <= 65535, "gemm: M = ", g.m, " needs ", grid.y,
                 " row blocks, more than the grid allows (65535)");
+  SELFSUP_CHECK(grid.z <= 65535, "gemm: a batch of ", batch,
+                " is more than the grid's third dimension allows (65535)");
   switch (version) {
     case 1:
       gemm_v1_naive<<<grid, s.block>>>(g);
