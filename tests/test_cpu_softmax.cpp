@@ -322,6 +322,28 @@ TEST_P(SoftmaxTest, SoftCrossEntropyMatchesNaiveAndHardTargets) {
 INSTANTIATE_TEST_SUITE_P(Float, SoftmaxTest, ::testing::Values(kFloat32, kFloat64),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Masked logits (-inf) add nothing to a row's logsumexp, wherever they sit in the row: the first
+// entry of row 0, all but the target of row 1. The loss and gradient are those of the finite
+// logits alone.
+TEST(CrossEntropy, MaskedLogitsAddNothingEvenFirstInTheRow) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (DType dtype : {kFloat32, kFloat64}) {
+    Tensor logits =
+        raw::to_dtype(from_vector<double>({-inf, 1.0, 2.0, -inf, 0.5, -inf}, {2, 3}), dtype);
+    Tensor targets = from_vector<int64_t>({2, 1}, {2});
+    Tensor loss = zeros({}, dtype), grad = zeros({2, 3}, dtype);
+    cpu::cross_entropy(logits, targets, loss, grad);
+    // Row 0: logsumexp(1, 2) - 2; row 1: logsumexp(0.5) - 0.5 = 0.
+    const double want = 0.5 * (std::log(std::exp(1.0) + std::exp(2.0)) - 2.0);
+    EXPECT_NEAR(loss.item(), want, 1e-6) << dtype_name(dtype);
+    const std::vector<double> g = grad.to_vector<double>();
+    const double p1 = std::exp(1.0) / (std::exp(1.0) + std::exp(2.0));
+    const std::vector<double> want_g = {0.0, p1 / 2, (1 - p1 - 1) / 2, 0.0, 0.0, 0.0};
+    for (size_t i = 0; i < g.size(); ++i)
+      EXPECT_NEAR(g[i], want_g[i], 1e-6) << dtype_name(dtype) << " element " << i;
+  }
+}
+
 TEST(CrossEntropy, BadTargetsNameTheRowAndValue) {
   Tensor logits = zeros({4, 5}), loss = zeros({}), grad = zeros({4, 5});
   std::string msg = error_of([&] {

@@ -249,6 +249,9 @@ struct OnlineLse {
   double sum = 0;  // sum of exp(x - max)
 
   void add(T v) {
+    // A -inf (a masked logit) adds nothing; without this, one arriving before any finite value
+    // would compute exp(-inf - -inf) = NaN.
+    if (v == -std::numeric_limits<T>::infinity()) return;
     if (v > max) {
       sum = sum * std::exp(static_cast<double>(max - v)) + 1.0;
       max = v;
