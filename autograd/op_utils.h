@@ -26,4 +26,8 @@ Tensor reduce_to(const Tensor& grad, const Shape& shape);
 
 inline bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
 
+// cross_correlation (the Barlow Twins matrix) built from differentiable ops: what devices
+// without the fused CPU kernel run. The same formula; tested against the fused kernel.
+Tensor cross_correlation_composed(const Tensor& za, const Tensor& zb, double eps);
+
 }  // namespace selfsup::detail

@@ -1,7 +1,6 @@
 // Matrix products, softmax and the fused losses, with their gradients.
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/softmax.h"
 #include "kernels/cpu/xcorr.h"
 #include "kernels/dispatch.h"
 
@@ -69,34 +68,32 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
 }
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  detail::check_cpu("softmax", {x});
   detail::check_floating("softmax", x);
   dim = normalize_dim(dim, x.dim(), "softmax");
   Tensor out = detail::empty_as(x.shape(), x);
-  cpu::softmax(x, dim, out);
+  dispatch::softmax(x, dim, out);
   Tensor y = out.detach();
   return record(
       out, "softmax", {x},
       [=](const Tensor& g) {
         Tensor gx = detail::empty_as(g.shape(), g);
-        cpu::softmax_backward(g, y, dim, gx);
+        dispatch::softmax_backward(g, y, dim, gx);
         return std::vector<Tensor>{gx};
       },
       {out});
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  detail::check_cpu("log_softmax", {x});
   detail::check_floating("log_softmax", x);
   dim = normalize_dim(dim, x.dim(), "log_softmax");
   Tensor out = detail::empty_as(x.shape(), x);
-  cpu::log_softmax(x, dim, out);
+  dispatch::log_softmax(x, dim, out);
   Tensor y = out.detach();
   return record(
       out, "log_softmax", {x},
       [=](const Tensor& g) {
         Tensor gx = detail::empty_as(g.shape(), g);
-        cpu::log_softmax_backward(g, y, dim, gx);
+        dispatch::log_softmax_backward(g, y, dim, gx);
         return std::vector<Tensor>{gx};
       },
       {out});
@@ -106,16 +103,15 @@ namespace {
 
 // The fused losses compute d(loss)/d(logits) in the forward pass; backward scales it.
 Tensor fused_loss(const char* name, const Tensor& logits, const Tensor& targets, bool soft) {
-  detail::check_cpu(name, {logits, targets});
   detail::check_floating(name, logits);
   Tensor loss = detail::empty_as({}, logits);
   Tensor grad_logits = needs_grad(logits) && GradMode::is_enabled()
                            ? detail::empty_as(logits.shape(), logits)
                            : Tensor();
   if (soft)
-    cpu::cross_entropy_soft(logits, targets, loss, grad_logits);
+    dispatch::cross_entropy_soft(logits, targets, loss, grad_logits);
   else
-    cpu::cross_entropy(logits, targets, loss, grad_logits);
+    dispatch::cross_entropy(logits, targets, loss, grad_logits);
   return record(loss, name, {logits}, [grad_logits](const Tensor& g) {
     return std::vector<Tensor>{mul(grad_logits, g)};
   });
@@ -131,12 +127,24 @@ Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets) {
   return fused_loss("cross_entropy_soft", logits, targets, true);
 }
 
+namespace detail {
+
+Tensor cross_correlation_composed(const Tensor& za, const Tensor& zb, double eps) {
+  auto standardise = [eps](const Tensor& z) {
+    return div(sub(z, mean(z, {0}, true)), sqrt(add(var(z, {0}, 0, true), eps)));
+  };
+  return mul(matmul(transpose(standardise(za), 0, 1), standardise(zb)), 1.0 / za.size(0));
+}
+
+}  // namespace detail
+
 Tensor cross_correlation(const Tensor& za, const Tensor& zb, double eps) {
-  detail::check_cpu("cross_correlation", {za, zb});
+  detail::check_same_device("cross_correlation", {za, zb});
   detail::check_same_dtype("cross_correlation", za, zb);
   SELFSUP_CHECK(za.dim() == 2 && za.shape() == zb.shape(), "cross_correlation: shapes ",
                 shape_str(za.shape()), " and ", shape_str(zb.shape()),
                 " must be equal and [N, D]");
+  if (!za.device().is_cpu()) return detail::cross_correlation_composed(za, zb, eps);
   int64_t n = za.size(0), d = za.size(1);
   Tensor c = detail::empty_as({d, d}, za);
   Tensor za_hat = detail::empty_as({n, d}, za), zb_hat = detail::empty_as({n, d}, za);

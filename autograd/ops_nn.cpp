@@ -111,7 +111,6 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& running_mean, const Tensor
 
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
-  detail::check_cpu("batch_norm", {x, running_mean, running_var, weight, bias});
   SELFSUP_CHECK(x.dim() >= 2, "batch_norm: input must be [N, C, *], got ", shape_str(x.shape()));
   if (!training) {
     SELFSUP_CHECK(running_mean.defined() && running_var.defined(),
@@ -123,8 +122,8 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   Tensor save_mean = detail::empty_as({c}, x), save_invstd = detail::empty_as({c}, x);
   {
     NoGradGuard no_grad;  // the running statistics are buffers, updated in place
-    cpu::batch_norm(x, weight, bias, running_mean, running_var, true, momentum, eps, out,
-                    save_mean, save_invstd);
+    dispatch::batch_norm(x, weight, bias, running_mean, running_var, true, momentum, eps, out,
+                         save_mean, save_invstd);
   }
   Tensor sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor();
   bool gw = needs_grad(weight), gb = needs_grad(bias);
@@ -134,7 +133,7 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
         Tensor grad_x = detail::empty_as(sx.shape(), g);
         Tensor grad_w = gw ? detail::empty_as({c}, g) : Tensor();
         Tensor grad_b = gb ? detail::empty_as({c}, g) : Tensor();
-        cpu::batch_norm_backward(g, sx, sw, save_mean, save_invstd, grad_x, grad_w, grad_b);
+        dispatch::batch_norm_backward(g, sx, sw, save_mean, save_invstd, grad_x, grad_w, grad_b);
         return std::vector<Tensor>{grad_x, grad_w, grad_b};
       },
       {x, weight});
@@ -142,13 +141,12 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
 
 Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
                   const Tensor& bias, double eps) {
-  detail::check_cpu("layer_norm", {x, weight, bias});
   SELFSUP_CHECK(normalized_ndim >= 1 && normalized_ndim <= x.dim(), "layer_norm: cannot normalise ",
                 "the last ", normalized_ndim, " dims of ", shape_str(x.shape()));
   Shape stat_shape(x.shape().begin(), x.shape().end() - normalized_ndim);
   Tensor out = detail::empty_as(x.shape(), x);
   Tensor mean_t = detail::empty_as(stat_shape, x), rstd = detail::empty_as(stat_shape, x);
-  cpu::layer_norm(x, normalized_ndim, weight, bias, eps, out, mean_t, rstd);
+  dispatch::layer_norm(x, normalized_ndim, weight, bias, eps, out, mean_t, rstd);
   Tensor sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor();
   bool gw = needs_grad(weight), gb = needs_grad(bias);
   return record(
@@ -157,7 +155,8 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight
         Tensor grad_x = detail::empty_as(sx.shape(), g);
         Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
         Tensor grad_b = gb ? detail::empty_as(sw.shape(), g) : Tensor();
-        cpu::layer_norm_backward(g, sx, normalized_ndim, sw, mean_t, rstd, grad_x, grad_w, grad_b);
+        dispatch::layer_norm_backward(g, sx, normalized_ndim, sw, mean_t, rstd, grad_x, grad_w,
+                                      grad_b);
         return std::vector<Tensor>{grad_x, grad_w, grad_b};
       },
       {x, weight});
@@ -166,12 +165,11 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   SELFSUP_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability ", p, " is outside [0, 1]");
   if (!training || p == 0.0) return x;
-  detail::check_cpu("dropout", {x});
   Tensor out = detail::empty_as(x.shape(), x), mask = detail::empty_as(x.shape(), x, kUInt8);
-  cpu::dropout(x, p, gen ? *gen : default_generator(), out, mask);
+  dispatch::dropout(x, p, gen ? *gen : default_generator(), out, mask);
   return record(out, "dropout", {x}, [=](const Tensor& g) {
     Tensor gx = detail::empty_as(g.shape(), g);
-    cpu::dropout_backward(g, mask, p, gx);
+    dispatch::dropout_backward(g, mask, p, gx);
     return std::vector<Tensor>{gx};
   });
 }

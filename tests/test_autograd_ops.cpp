@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "autograd/gradcheck.h"
+#include "autograd/op_utils.h"
 #include "autograd/ops.h"
 #include "core/views.h"
 
@@ -193,6 +194,30 @@ INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_table()),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace
+
+// The GPU's cross_correlation (composed from element-wise ops, reductions and a matmul) is the
+// fused CPU kernel's formula: the same matrix and the same gradients, in float64.
+TEST(CrossCorrelation, ComposedFormMatchesTheFusedKernel) {
+  Generator gen(5);
+  Tensor za = randn({7, 5}, kFloat64, &gen).requires_grad_();
+  Tensor zb = randn({7, 5}, kFloat64, &gen).requires_grad_();
+  Tensor weights = randn({5, 5}, kFloat64, &gen);
+  Tensor fused = cross_correlation(za, zb, 1e-5);
+  Tensor composed = detail::cross_correlation_composed(za, zb, 1e-5);
+  const auto f = fused.to_vector<double>(), c = composed.to_vector<double>();
+  for (size_t i = 0; i < f.size(); ++i)
+    EXPECT_NEAR(c[i], f[i], 1e-12) << "element " << i;
+  sum(mul(fused, weights)).backward();
+  const auto ga = za.grad().to_vector<double>(), gb = zb.grad().to_vector<double>();
+  za.set_grad(Tensor());
+  zb.set_grad(Tensor());
+  sum(mul(composed, weights)).backward();
+  const auto ca = za.grad().to_vector<double>(), cb = zb.grad().to_vector<double>();
+  for (size_t i = 0; i < ga.size(); ++i) {
+    EXPECT_NEAR(ca[i], ga[i], 1e-10) << "grad za " << i;
+    EXPECT_NEAR(cb[i], gb[i], 1e-10) << "grad zb " << i;
+  }
+}
 
 TEST(Gradcheck, CatchesAWrongGradient) {
   // An op whose recorded backward is deliberately wrong (2x instead of 3x).
