@@ -222,6 +222,7 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
 namespace {
 
 DeviceCopyFn g_device_copy = nullptr;
+StridedCopyFn g_strided_copy = nullptr;
 
 template <typename D, typename S>
 void copy_cpu(Tensor& dst, const Tensor& src) {
@@ -245,6 +246,9 @@ void copy_cpu(Tensor& dst, const Tensor& src) {
 }  // namespace
 
 void set_device_copy(DeviceCopyFn fn) { g_device_copy = fn; }
+void set_strided_copy(StridedCopyFn fn) {
+  g_strided_copy = fn;
+}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
   if (nbytes == 0) return;
@@ -271,6 +275,12 @@ void copy_(Tensor& dst, const Tensor& src) {
     });
     return;
   }
+  if (dst.device() == src.device()) {  // within one device: that backend's strided copy
+    SELFSUP_CHECK(g_strided_copy, "copy_: no strided copy routine on ", dst.device().str(),
+                  " (this build has no backend for it)");
+    g_strided_copy(dst, src);
+    return;
+  }
   // Across devices: bytes only, so both sides must be contiguous, same dtype and shape.
   SELFSUP_CHECK(dst.dtype() == src.dtype() && dst.shape() == src.shape() &&
                     dst.is_contiguous() && src.is_contiguous(),
@@ -282,11 +292,9 @@ void copy_(Tensor& dst, const Tensor& src) {
 
 Tensor clone(const Tensor& t) {
   Tensor out = empty(t.shape(), TensorOptions(t.dtype()).device(t.device()));
-  if (t.device().is_cpu()) {
-    copy_(out, t);
+  if (t.device().is_cpu() || !t.is_contiguous()) {
+    copy_(out, t);  // a strided copy on a device goes to its backend (set_strided_copy)
   } else {
-    SELFSUP_CHECK(t.is_contiguous(), "clone: a strided copy on ", t.device().str(),
-                  " belongs to that device's backend");
     copy_bytes(out.raw_data_ptr(), out.device(), t.raw_data_ptr(), t.device(),
                t.numel() * t.element_size());
   }
@@ -297,18 +305,14 @@ Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
 
 Tensor to_dtype(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype && t.is_contiguous()) return t;
-  SELFSUP_CHECK(t.device().is_cpu(), "to: dtype conversion on ", t.device().str(),
-                " is not available in core; move to CPU first");
-  Tensor out = empty(t.shape(), dtype);
+  Tensor out = empty(t.shape(), TensorOptions(dtype).device(t.device()));
   copy_(out, t);
   return out;
 }
 
 Tensor to_device(const Tensor& t, Device device) {
   if (t.device() == device) return t;
-  Tensor src = t.device().is_cpu() ? contiguous(t) : t;
-  SELFSUP_CHECK(src.is_contiguous(), "to: a non-contiguous ", t.device().str(),
-                " tensor must be made contiguous on its device first");
+  Tensor src = contiguous(t);  // on t's device (a CUDA view uses the strided copy)
   Tensor out = empty(t.shape(), TensorOptions(t.dtype()).device(device));
   copy_bytes(out.raw_data_ptr(), device, src.raw_data_ptr(), src.device(),
              src.numel() * src.element_size());

@@ -40,4 +40,10 @@ using DeviceCopyFn = void (*)(void* dst, Device dst_device, const void* src, Dev
 void set_device_copy(DeviceCopyFn fn);
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
+// Element-wise copy within one non-CPU device (copy_'s contract: src broadcast to dst's shape,
+// converted to dst's dtype, any strides). core cannot include kernels, so the CUDA backend
+// registers it; copy_, clone, contiguous and to_dtype of CUDA tensors go through it.
+using StridedCopyFn = void (*)(Tensor& dst, const Tensor& src);
+void set_strided_copy(StridedCopyFn fn);
+
 }  // namespace selfsup::raw

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/storage.h"
 #include "core/views.h"
+#include "kernels/cuda/copy.h"
 #include "kernels/cuda/runtime.h"
 
 namespace selfsup::cuda {
@@ -151,6 +152,7 @@ void register_backend() {
     set_allocator(DeviceType::CUDA, &allocator());
     set_pinned_host_allocator(&pinned_allocator());
     raw::set_device_copy(&device_copy);
+    raw::set_strided_copy(&strided_copy);  // copy_/clone/to_dtype of CUDA views
   });
 }
 

@@ -1,0 +1,190 @@
+// ============================================================================================
+// Strided copy on the device: dst[p] = D(src[p broadcast]) for every position p of dst
+// ============================================================================================
+//
+// What raw::copy_ does on the CPU (core/views.cpp), for two tensors on one CUDA device: src is
+// broadcast to dst's shape S and converted to dst's dtype with C++'s static_cast rules (float
+// to int truncates toward zero; values out of an integer type's range, and NaN, are undefined in
+// C++ and may differ from the CPU: the GPU's conversions saturate). It is what clone,
+// contiguous, to_dtype and every "make this input contiguous" of the CUDA kernels run on.
+//
+//   dst: shape S, any non-overlapping strides        src: broadcasts to S, any strides
+//
+// No FLOPs: numel(S) loads and stores, (sizeof(D) + sizeof(S)) * numel bytes at least, so it is
+// bound by memory bandwidth; the aim is coalesced stores and no wasted index math.
+//
+// Three paths, picked by the launcher:
+//  1. same dtype, both contiguous with one shape: cudaMemcpyAsync (the driver's copy engine).
+//  2. both contiguous with one shape, dtypes differ: dst[i] = D(src[i]), a grid-stride loop.
+//  3. anything else: each thread turns its flat row-major index into one element offset per
+//     operand with a div/mod per dim (Walk, below). The walk is simplified on the host first:
+//     size-1 dims dropped and neighbouring dims that both operands step over as one fused, so a
+//     transposed matrix is a 2-dim walk and a narrowed row block a 1- or 2-dim one.
+// All launches go to the default stream, so the copy is ordered with every other kernel.
+//
+// The Walk here is a compact copy of elementwise.cu's Strided/simplify (which sit in that file's
+// anonymous namespace); kernels/cuda/index.cu keeps a second one. One shared header would do.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/shape.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/copy.h"
+#include "kernels/cuda/runtime.h"
+
+namespace selfsup::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops: enough blocks to fill the GPU
+constexpr int kMaxDims = 16;          // dims of a walk after simplification
+
+// ============================================================================================
+// The walk: shape and two operands' strides, by value (8 + 8 * 16 * 3 = 392 bytes)
+// ============================================================================================
+
+struct Walk {
+  int ndim;                     // 0 (one element) .. kMaxDims
+  int64_t size[kMaxDims];       // size[0] is the innermost dim
+  int64_t stride[2][kMaxDims];  // [0] dst, [1] src; in elements, 0 = broadcast
+};
+
+// Offsets of dst and src at flat row-major index i of dst's shape.
+__device__ __forceinline__ void offsets_of(int64_t i, const Walk& w, int64_t& dst_off,
+                                           int64_t& src_off) {
+  dst_off = 0;
+  src_off = 0;
+#pragma unroll
+  for (int d = 0; d < kMaxDims; ++d) {
+    if (d == w.ndim) break;
+    const int64_t q = i / w.size[d];
+    const int64_t r = i - q * w.size[d];
+    dst_off += r * w.stride[0][d];
+    src_off += r * w.stride[1][d];
+    i = q;
+  }
+}
+
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// ============================================================================================
+// Kernels
+// ============================================================================================
+
+// Path 2: one dtype to another, element i to element i; neighbouring threads, neighbouring
+// addresses on both sides.
+template <typename D, typename S>
+__global__ void __launch_bounds__(kThreads)
+    convert_contiguous(D* dst, const S* src, int64_t n) {  // dst, src: [n]
+  for (int64_t i = first_index(); i < n; i += grid_step())
+    dst[i] = static_cast<D>(src[i]);
+}
+
+// Path 3: any strides. The walk's innermost dim is dst's fastest-moving one, so when dst is
+// contiguous the stores stay coalesced and only the loads scatter (a transpose reads columns).
+template <typename D, typename S>
+__global__ void __launch_bounds__(kThreads)
+    convert_strided(D* dst, const S* src, Walk w, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    int64_t d_off, s_off;
+    offsets_of(i, w, d_off, s_off);
+    dst[d_off] = static_cast<D>(src[s_off]);
+  }
+}
+
+// ============================================================================================
+// Host side
+// ============================================================================================
+
+unsigned grid_for(int64_t n) {
+  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
+}
+
+// The walk over `shape` for dst and (broadcast) src strides: size-1 dims dropped, and a dim fused
+// into the one inside it when both operands step over the inner dim exactly.
+Walk simplify(const Shape& shape, const Shape& dst_strides, const Shape& src_strides) {
+  const std::array<const Shape*, 2> strides{&dst_strides, &src_strides};
+  Walk w{};
+  w.ndim = 0;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    if (w.ndim > 0) {
+      const int in = w.ndim - 1;
+      bool fuses = true;
+      for (int k = 0; k < 2; ++k)
+        fuses = fuses && (*strides[k])[d] == w.stride[k][in] * w.size[in];
+      if (fuses) {
+        w.size[in] *= shape[d];
+        continue;
+      }
+    }
+    SELFSUP_CHECK(w.ndim < kMaxDims, "copy_ (cuda): shape ", shape_str(shape), " needs more than ",
+                  kMaxDims, " dims after merging");
+    w.size[w.ndim] = shape[d];
+    for (int k = 0; k < 2; ++k)
+      w.stride[k][w.ndim] = (*strides[k])[d];
+    ++w.ndim;
+  }
+  return w;
+}
+
+void check_copy(const Tensor& dst, const Tensor& src) {
+  SELFSUP_CHECK(dst.device().is_cuda() && src.device() == dst.device(), "copy_ (cuda): tensors on ",
+                src.device().str(), " and ", dst.device().str(),
+                " (both must be on one CUDA device)");
+  SELFSUP_CHECK(broadcast_shapes(dst.shape(), src.shape(), "copy_") == dst.shape(),
+                "copy_: source of shape ", shape_str(src.shape()),
+                " cannot be broadcast to destination shape ", shape_str(dst.shape()));
+  for (int64_t d = 0; d < dst.dim(); ++d)
+    SELFSUP_CHECK(dst.stride(d) != 0 || dst.size(d) <= 1, "copy_ (cuda): destination of shape ",
+                  shape_str(dst.shape()), " has stride 0 along dim ", d,
+                  " (an expanded tensor cannot be written)");
+}
+
+template <typename D, typename S>
+void launch_copy(Tensor& dst, const Tensor& src) {
+  const int64_t n = dst.numel();
+  D* pd = dst.data_ptr<D>();        // dst.shape(), any strides
+  const S* ps = src.data_ptr<S>();  // broadcasts to dst.shape()
+  const bool flat = dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape();
+  if (flat && std::is_same_v<D, S>) {
+    check(cudaMemcpyAsync(pd, ps, n * sizeof(D), cudaMemcpyDeviceToDevice, 0), "copy_ (cuda)");
+    return;
+  }
+  if (flat) {
+    convert_contiguous<<<grid_for(n), kThreads>>>(pd, ps, n);
+  } else {
+    const Walk w = simplify(dst.shape(), dst.strides(),
+                            broadcast_strides(src.shape(), src.strides(), dst.shape()));
+    convert_strided<<<grid_for(n), kThreads>>>(pd, ps, w, n);
+  }
+  check_launch("copy_ (cuda)");
+}
+
+}  // namespace
+
+// ============================================================================================
+// Entry point
+// ============================================================================================
+
+void strided_copy(Tensor& dst, const Tensor& src) {
+  check_copy(dst, src);
+  if (dst.numel() == 0) return;
+  dispatch_dtype(dst.dtype(), [&](auto dtag) {
+    dispatch_dtype(src.dtype(),
+                   [&](auto stag) { launch_copy<decltype(dtag), decltype(stag)>(dst, src); });
+  });
+}
+
+}  // namespace selfsup::cuda

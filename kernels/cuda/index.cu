@@ -1,0 +1,469 @@
+// ============================================================================================
+// Indexing and joining on the GPU: index_select, index_add_, gather, scatter_add_, cat
+// ============================================================================================
+//
+// The GPU twin of kernels/cpu/index.cpp (the reference; same contracts and errors):
+//
+//   index_select  out[.., i, ..]        = x[.., index[i], ..]          (slices along dim)
+//   index_add_    out[.., index[i], ..] += src[.., i, ..]              (its backward)
+//   gather        out[p]                = x[p with p[dim] = index[p]]  (element-wise)
+//   scatter_add_  out[p with p[dim] = index[p]] += src[p]              (its backward)
+//   cat           out = [x0 | x1 | ...] along dim
+//
+// No arithmetic to speak of: each element is read once and written once (plus an 8-byte index
+// read per element, or per slice for index_select), so everything here is bound by memory
+// bandwidth, and by the scatter of the indexed side.
+//
+// One kernel shape for the four indexed ops: one thread per element of the walked tensor (out
+// for index_select, src for index_add_, index for gather and scatter_add_), a grid-stride loop,
+// and a flat row-major index turned into one element offset per operand with a div/mod per dim
+// (Walk, below; simplified on the host: size-1 dims dropped, dims every operand steps over as
+// one fused). The indexed tensor is walked with its stride along `dim` set to 0, and the chosen
+// index times that stride is added on top. index_select and index_add_ need the coordinate along
+// `dim` to pick index[i]: it comes out of the same walk as one more operand whose stride is 1
+// along `dim` and 0 elsewhere.
+//
+// The adds use atomicAdd, since a repeated index sends several threads to one element: float
+// sums then land in an unspecified order (not deterministic; int64 sums are exact).
+// Indices are checked on the device before anything is written (first_out_of_range: one pass,
+// one 8-byte copy back), so a bad index leaves every output untouched, as on the CPU.
+// cat is one strided copy (kernels/cuda/copy.h) per input into its narrow view of out.
+// All index math is 64-bit.
+//
+// The Walk is a compact copy of elementwise.cu's Strided/simplify (that one sits in its file's
+// anonymous namespace); copy.cu keeps another. One shared header would do for all three.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/shape.h"
+#include "core/views.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/copy.h"
+#include "kernels/cuda/index.h"
+#include "kernels/cuda/runtime.h"
+
+namespace selfsup::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops: enough blocks to fill the GPU
+constexpr int kMaxDims = 16;          // dims of a walk after simplification
+
+// ============================================================================================
+// The walk: one shape, K operands' strides, by value (at most 8 + 8 * 16 * 4 = 520 bytes)
+// ============================================================================================
+
+template <int K>
+struct Walk {
+  int ndim;                     // 0 (one element) .. kMaxDims
+  int64_t size[kMaxDims];       // size[0] is the innermost dim
+  int64_t stride[K][kMaxDims];  // operand k's step along each dim, in elements
+};
+
+// off[k] = element offset of operand k at flat row-major index i of the walked shape.
+template <int K>
+__device__ __forceinline__ void offsets_of(int64_t i, const Walk<K>& w, int64_t (&off)[K]) {
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    off[k] = 0;
+#pragma unroll
+  for (int d = 0; d < kMaxDims; ++d) {
+    if (d == w.ndim) break;
+    const int64_t q = i / w.size[d];
+    const int64_t r = i - q * w.size[d];
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+      off[k] += r * w.stride[k][d];
+    i = q;
+  }
+}
+
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// atomicAdd for the three accumulating dtypes; int64 goes through the unsigned 64-bit overload
+// (two's complement: the same bits).
+__device__ __forceinline__ void atomic_add(float* p, float v) {
+  atomicAdd(p, v);
+}
+__device__ __forceinline__ void atomic_add(double* p, double v) {
+  atomicAdd(p, v);
+}
+__device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {
+  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+}
+
+// ============================================================================================
+// Kernels
+// ============================================================================================
+
+// The position of the first bad index: every bad element bids its position with atomicMin, so
+// the smallest wins whatever the order (*first starts as all ones, "none").
+__global__ void __launch_bounds__(kThreads)
+    find_out_of_range(const int64_t* idx,  // [n] contiguous
+                      int64_t n, int64_t size, unsigned long long* first) {
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t v = idx[i];
+    if (v < 0 || v >= size) atomicMin(first, static_cast<unsigned long long>(i));
+  }
+}
+
+// Walk over out's shape: operands out, x (stride along dim zeroed), coordinate along dim.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    index_select_kernel(T* out,              // x's shape with n along dim, any strides
+                        const T* x,          // any strides
+                        const int64_t* idx,  // [n] contiguous, in [0, x.size(dim))
+                        int64_t x_step,      // x.stride(dim)
+                        Walk<3> w, int64_t total) {
+  for (int64_t i = first_index(); i < total; i += grid_step()) {
+    int64_t off[3];
+    offsets_of(i, w, off);
+    out[off[0]] = x[off[1] + idx[off[2]] * x_step];
+  }
+}
+
+// Walk over src's shape: operands src, out (stride along dim zeroed), coordinate along dim.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    index_add_kernel(T* out,              // any strides
+                     const T* src,        // out's shape with n along dim, any strides
+                     const int64_t* idx,  // [n] contiguous, in [0, out.size(dim))
+                     int64_t out_step,    // out.stride(dim)
+                     Walk<3> w, int64_t total) {
+  for (int64_t i = first_index(); i < total; i += grid_step()) {
+    int64_t off[3];
+    offsets_of(i, w, off);
+    atomic_add(&out[off[1] + idx[off[2]] * out_step], src[off[0]]);
+  }
+}
+
+// Walk over index's shape: operands index, out, x (stride along dim zeroed).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    gather_kernel(T* out,                // index's shape, any strides
+                  const T* x,            // any strides
+                  const int64_t* index,  // any strides, in [0, x.size(dim))
+                  int64_t x_step,        // x.stride(dim)
+                  Walk<3> w, int64_t total) {
+  for (int64_t i = first_index(); i < total; i += grid_step()) {
+    int64_t off[3];
+    offsets_of(i, w, off);
+    out[off[1]] = x[off[2] + index[off[0]] * x_step];
+  }
+}
+
+// Walk over index's shape: operands index, src, out (stride along dim zeroed).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    scatter_add_kernel(T* out,                // any strides
+                       const T* src,          // index's shape, any strides
+                       const int64_t* index,  // any strides, in [0, out.size(dim))
+                       int64_t out_step,      // out.stride(dim)
+                       Walk<3> w, int64_t total) {
+  for (int64_t i = first_index(); i < total; i += grid_step()) {
+    int64_t off[3];
+    offsets_of(i, w, off);
+    atomic_add(&out[off[2] + index[off[0]] * out_step], src[off[1]]);
+  }
+}
+
+// ============================================================================================
+// Host side: the walk, checks (the CPU's, with a CUDA device), launches
+// ============================================================================================
+
+unsigned grid_for(int64_t n) {
+  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
+}
+
+// The walk over `shape` for K operands: size-1 dims dropped, and a dim fused into the one inside
+// it when every operand steps over the inner dim exactly (row-major order is kept).
+template <int K>
+Walk<K> simplify(const char* op, const Shape& shape, const std::array<Shape, K>& strides) {
+  Walk<K> w{};
+  w.ndim = 0;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    if (w.ndim > 0) {
+      const int in = w.ndim - 1;
+      bool fuses = true;
+      for (int k = 0; k < K; ++k)
+        fuses = fuses && strides[k][d] == w.stride[k][in] * w.size[in];
+      if (fuses) {
+        w.size[in] *= shape[d];
+        continue;
+      }
+    }
+    SELFSUP_CHECK(w.ndim < kMaxDims, op, " (cuda): shape ", shape_str(shape), " needs more than ",
+                  kMaxDims, " dims after merging");
+    w.size[w.ndim] = shape[d];
+    for (int k = 0; k < K; ++k)
+      w.stride[k][w.ndim] = strides[k][d];
+    ++w.ndim;
+  }
+  return w;
+}
+
+// t's strides with the one along dim set to 0.
+Shape strides_without(const Tensor& t, int64_t dim) {
+  Shape s = t.strides();
+  s[dim] = 0;
+  return s;
+}
+
+// Strides that make a walked operand's offset the coordinate along dim.
+Shape coordinate_strides(int64_t ndim, int64_t dim) {
+  Shape s(ndim, 0);
+  s[dim] = 1;
+  return s;
+}
+
+Shape with_size(Shape shape, int64_t dim, int64_t n) {
+  shape[dim] = n;
+  return shape;
+}
+
+void check_on(const char* op, const char* name, const Tensor& t, Device device) {
+  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+  SELFSUP_CHECK(t.device().is_cuda() && t.device() == device, op, " (cuda): ", name, " is on ",
+                t.device().str(), ", expected a CUDA device (", device.str(), ")");
+}
+
+void check_index_dtype(const char* op, const Tensor& index, Device device) {
+  check_on(op, "index", index, device);
+  SELFSUP_CHECK(index.dtype() == kInt64, op, ": index must be int64, got ",
+                dtype_name(index.dtype()));
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
+                      const char* b_name) {
+  SELFSUP_CHECK(a.dtype() == b.dtype(), op, ": ", a_name, " is ", dtype_name(a.dtype()), " but ",
+                b_name, " is ", dtype_name(b.dtype()));
+}
+
+// The CPU's message for the first bad index, if any.
+void check_index_range(const char* op, const Tensor& index, int64_t dim, int64_t size) {
+  if (const auto bad = detail::first_out_of_range(index, size))
+    throw Error(::selfsup::detail::concat(op, ": index ", *bad, " is out of range for dim ", dim,
+                                          " with size ", size));
+}
+
+// gather and scatter_add_ share their shape rules: index has the data tensor's rank and is no
+// larger than it along every dim but `dim`.
+void check_gather_shapes(const char* op, const Tensor& data, const char* data_name, int64_t dim,
+                         const Tensor& index) {
+  SELFSUP_CHECK(index.dim() == data.dim(), op, ": index ", shape_str(index.shape()), " and ",
+                data_name, " ", shape_str(data.shape()), " differ in rank");
+  for (int64_t d = 0; d < data.dim(); ++d)
+    SELFSUP_CHECK(d == dim || index.size(d) <= data.size(d), op, ": index ",
+                  shape_str(index.shape()), " is larger than ", data_name, " ",
+                  shape_str(data.shape()), " along dim ", d);
+}
+
+// Calls fn with a value of the element type of an accumulating op (float32, float64, int64).
+template <typename Fn>
+void dispatch_accumulate(const char* op, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case kFloat32:
+      return fn(float{});
+    case kFloat64:
+      return fn(double{});
+    case kInt64:
+      return fn(int64_t{});
+    default:
+      break;
+  }
+  SELFSUP_CHECK(false, op, " (cuda): ", dtype_name(dtype),
+                " is not supported (atomicAdd takes float32, float64 or int64)");
+}
+
+}  // namespace
+
+// ============================================================================================
+// The index check
+// ============================================================================================
+
+std::optional<int64_t> detail::first_out_of_range(const Tensor& index, int64_t size) {
+  const int64_t n = index.numel();
+  if (n == 0) return std::nullopt;
+  const Tensor ic = raw::contiguous(index);  // row-major order = the CPU's walk order
+  const int64_t* pi = ic.data_ptr<int64_t>();
+  const Tensor first = empty({1}, TensorOptions(kInt64).device(index.device()));
+  auto* pf = reinterpret_cast<unsigned long long*>(first.data_ptr<int64_t>());
+  check(cudaMemsetAsync(pf, 0xFF, sizeof(*pf), 0), "index check (cudaMemsetAsync)");
+  find_out_of_range<<<grid_for(n), kThreads>>>(pi, n, size, pf);
+  check_launch("index check");
+  unsigned long long pos = 0;
+  check(cudaMemcpy(&pos, pf, sizeof(pos), cudaMemcpyDeviceToHost), "index check (cudaMemcpy)");
+  if (pos == ~0ull) return std::nullopt;
+  int64_t value = 0;
+  check(cudaMemcpy(&value, pi + pos, sizeof(value), cudaMemcpyDeviceToHost),
+        "index check (cudaMemcpy)");
+  return value;
+}
+
+// ============================================================================================
+// Entry points
+// ============================================================================================
+
+void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
+  const char* op = "index_select";
+  const Device device = x.defined() ? x.device() : Device::cuda();
+  check_on(op, "x", x, device);
+  check_on(op, "out", out, device);
+  check_index_dtype(op, index, device);
+  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
+  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
+  dim = normalize_dim(dim, x.dim(), op);
+  const int64_t n = index.numel();
+  const Shape expected = with_size(x.shape(), dim, n);
+  SELFSUP_CHECK(out.shape() == expected, op, ": out has shape ", shape_str(out.shape()),
+                ", expected ", shape_str(expected));
+  check_same_dtype(op, out, "out", x, "x");
+  check_index_range(op, index, dim, x.size(dim));
+  const int64_t total = out.numel();
+  if (total == 0) return;
+  const Tensor idx = raw::contiguous(index);  // [n]
+  const Walk<3> w = simplify<3>(
+      op, out.shape(), {out.strides(), strides_without(x, dim), coordinate_strides(x.dim(), dim)});
+  dispatch_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    index_select_kernel<T><<<grid_for(total), kThreads>>>(
+        out.data_ptr<T>(), x.data_ptr<T>(), idx.data_ptr<int64_t>(), x.stride(dim), w, total);
+  });
+  check_launch(op);
+}
+
+void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  const char* op = "index_add_";
+  const Device device = out.defined() ? out.device() : Device::cuda();
+  check_on(op, "out", out, device);
+  check_on(op, "src", src, device);
+  check_index_dtype(op, index, device);
+  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
+  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
+  dim = normalize_dim(dim, out.dim(), op);
+  const int64_t n = index.numel();
+  const Shape expected = with_size(out.shape(), dim, n);
+  SELFSUP_CHECK(src.shape() == expected, op, ": src has shape ", shape_str(src.shape()),
+                ", expected ", shape_str(expected), " for out ", shape_str(out.shape()), " and ", n,
+                " indices");
+  check_same_dtype(op, src, "src", out, "out");
+  dispatch_accumulate(op, out.dtype(), [](auto) {});
+  check_index_range(op, index, dim, out.size(dim));
+  const int64_t total = src.numel();
+  if (total > 0) {
+    const Tensor idx = raw::contiguous(index);  // [n]
+    const Walk<3> w =
+        simplify<3>(op, src.shape(),
+                    {src.strides(), strides_without(out, dim), coordinate_strides(out.dim(), dim)});
+    dispatch_accumulate(op, out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      index_add_kernel<T><<<grid_for(total), kThreads>>>(
+          out.data_ptr<T>(), src.data_ptr<T>(), idx.data_ptr<int64_t>(), out.stride(dim), w, total);
+    });
+    check_launch(op);
+  }
+  out.bump_version();
+}
+
+void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
+  const char* op = "gather";
+  const Device device = x.defined() ? x.device() : Device::cuda();
+  check_on(op, "x", x, device);
+  check_on(op, "out", out, device);
+  check_index_dtype(op, index, device);
+  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
+  dim = normalize_dim(dim, x.dim(), op);
+  check_gather_shapes(op, x, "x", dim, index);
+  SELFSUP_CHECK(out.shape() == index.shape(), op, ": out has shape ", shape_str(out.shape()),
+                ", expected the index shape ", shape_str(index.shape()));
+  check_same_dtype(op, out, "out", x, "x");
+  check_index_range(op, index, dim, x.size(dim));
+  const int64_t total = index.numel();
+  if (total == 0) return;
+  const Walk<3> w =
+      simplify<3>(op, index.shape(), {index.strides(), out.strides(), strides_without(x, dim)});
+  dispatch_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    gather_kernel<T><<<grid_for(total), kThreads>>>(
+        out.data_ptr<T>(), x.data_ptr<T>(), index.data_ptr<int64_t>(), x.stride(dim), w, total);
+  });
+  check_launch(op);
+}
+
+void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  const char* op = "scatter_add_";
+  const Device device = out.defined() ? out.device() : Device::cuda();
+  check_on(op, "out", out, device);
+  check_on(op, "src", src, device);
+  check_index_dtype(op, index, device);
+  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
+  dim = normalize_dim(dim, out.dim(), op);
+  check_gather_shapes(op, out, "out", dim, index);
+  SELFSUP_CHECK(src.shape() == index.shape(), op, ": src has shape ", shape_str(src.shape()),
+                ", expected the index shape ", shape_str(index.shape()));
+  check_same_dtype(op, src, "src", out, "out");
+  dispatch_accumulate(op, out.dtype(), [](auto) {});
+  check_index_range(op, index, dim, out.size(dim));
+  const int64_t total = index.numel();
+  if (total > 0) {
+    const Walk<3> w =
+        simplify<3>(op, index.shape(), {index.strides(), src.strides(), strides_without(out, dim)});
+    dispatch_accumulate(op, out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      scatter_add_kernel<T><<<grid_for(total), kThreads>>>(out.data_ptr<T>(), src.data_ptr<T>(),
+                                                           index.data_ptr<int64_t>(),
+                                                           out.stride(dim), w, total);
+    });
+    check_launch(op);
+  }
+  out.bump_version();
+}
+
+// ============================================================================================
+// cat
+// ============================================================================================
+
+void cat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out) {
+  const char* op = "cat";
+  const Device device = out.defined() ? out.device() : Device::cuda();
+  check_on(op, "out", out, device);
+  SELFSUP_CHECK(!xs.empty(), "cat: no tensors to join");
+  SELFSUP_CHECK(out.dim() >= 1, "cat: out must have at least one dim");
+  dim = normalize_dim(dim, out.dim(), op);
+  int64_t joined = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const Tensor& x = xs[i];
+    check_on(op, "an input", x, device);
+    SELFSUP_CHECK(x.dtype() == out.dtype(), op, ": tensor ", i, " is ", dtype_name(x.dtype()),
+                  " but out is ", dtype_name(out.dtype()));
+    SELFSUP_CHECK(x.dim() == out.dim() && x.shape() == with_size(out.shape(), dim, x.size(dim)), op,
+                  ": tensor ", i, " has shape ", shape_str(x.shape()),
+                  ", which does not match out ", shape_str(out.shape()), " outside dim ", dim);
+    joined += x.size(dim);
+  }
+  SELFSUP_CHECK(joined == out.size(dim), op, ": the inputs add up to ", joined, " along dim ", dim,
+                " but out ", shape_str(out.shape()), " has ", out.size(dim));
+  int64_t offset = 0;
+  for (const Tensor& x : xs) {  // each input into its narrow view of out: one strided copy
+    if (x.numel() > 0) {
+      Tensor part = raw::narrow(out, dim, offset, x.size(dim));
+      strided_copy(part, x);
+    }
+    offset += x.size(dim);
+  }
+  out.bump_version();
+}
+
+}  // namespace selfsup::cuda

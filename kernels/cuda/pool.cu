@@ -1,0 +1,499 @@
+// ============================================================================================
+// 2-d pooling on the GPU: max, average, adaptive average, and their backward passes
+// ============================================================================================
+//
+// The GPU twin of kernels/cpu/pool.cpp (the reference; same rules, same summation orders).
+// NCHW, every (n, c) plane independent; x [N, C, H, W] -> out [N, C, OH, OW]:
+//
+//   max:      out[y, x] = max over the window of in[y*sh - ph + i, x*sw - pw + j]
+//             (padding is -infinity, so it never wins; the first maximum in row-major order
+//             wins ties; a NaN wins), indices = h*W + w of the winner
+//   average:  out = (sum over the window, padding counted as 0) / (KH*KW)   (count_include_pad)
+//   adaptive: output cell i covers input rows [floor(i*H/OH), ceil((i+1)*H/OH)), same for
+//             columns, and averages them
+//
+// Bounds: KH*KW adds or compares per output against one read of x and one write of out (the
+// window re-reads come from L1/L2): ~KH*KW / (2 * sizeof(T)) FLOP per byte, at most ~1 for a
+// 3x3 float32 window, so every kernel here is bound by memory bandwidth.
+//
+// Forward: one thread per output element, in output order, so neighbouring threads write
+// neighbouring addresses and read overlapping windows.
+// Backward of the averages: a gather. One thread per *input* cell finds the few windows that
+// cover it (a closed-form range of output rows and columns) and sums their shares in the CPU's
+// order; no two threads write the same cell, so there are no atomics and the result is
+// deterministic.
+// Backward of max: the entry point gets no window geometry (only grad_out, indices, grad_x), so
+// it cannot gather. It scatters instead, one warp per plane, 32 outputs at a time: lanes that
+// picked the same input cell are grouped with __match_any_sync and the lowest lane of a group
+// adds the group's values in lane order, so each cell receives its gradients in exactly the
+// CPU's order (deterministic, and bit-equal to the CPU) without atomics.
+// All index math is 64-bit. Inputs are made contiguous first (raw::contiguous runs the strided
+// copy on the device); an output of other strides is written through a contiguous scratch.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/error.h"
+#include "core/views.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/index.h"
+#include "kernels/cuda/pool.h"
+#include "kernels/cuda/runtime.h"
+
+namespace selfsup::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarpsPerBlock = kThreads / kWarpSize;
+constexpr int64_t kMaxBlocks = 8192;  // grid-stride loops: enough blocks to fill the GPU
+
+// The planes of a pool: planes = N*C, each [H, W] in, [OH, OW] out, contiguous.
+struct Planes {
+  int64_t planes, H, W, OH, OW;
+};
+
+// The window geometry as plain numbers for the device (Pool2dParams, by value).
+struct Window {
+  int64_t lo, hi;  // [lo, hi) along one dim, clipped to the input
+};
+
+__device__ __forceinline__ Window window(int64_t o, int64_t kernel, int64_t stride, int64_t pad,
+                                         int64_t in) {
+  const int64_t start = o * stride - pad;
+  return {start > 0 ? start : 0, start + kernel < in ? start + kernel : in};
+}
+
+// PyTorch's adaptive rule: cell o of out covers [floor(o*in/out), ceil((o+1)*in/out)).
+__device__ __forceinline__ Window adaptive_window(int64_t o, int64_t in, int64_t out) {
+  return {(o * in) / out, ((o + 1) * in + out - 1) / out};
+}
+
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// ============================================================================================
+// Max pooling
+// ============================================================================================
+
+// One thread per output: the CPU's loop over its window, row by row. `v > best` keeps the first
+// of equal maxima; `v != v` (a NaN) always takes over, as in PyTorch.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    max_pool_forward(const T* x, Planes g, Pool2dParams p, T* out, int64_t* idx) {
+  // x [planes, H, W]; out, idx [planes, OH, OW]; all contiguous
+  const int64_t n = g.planes * g.OH * g.OW;
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, pl = i / (g.OW * g.OH);
+    const T* plane = x + pl * g.H * g.W;
+    const Window ys = window(oy, p.kernel_h, p.stride_h, p.pad_h, g.H);
+    const Window xs = window(ox, p.kernel_w, p.stride_w, p.pad_w, g.W);
+    T best = -static_cast<T>(INFINITY);
+    int64_t arg = ys.lo * g.W + xs.lo;
+    for (int64_t y = ys.lo; y < ys.hi; ++y)
+      for (int64_t xx = xs.lo; xx < xs.hi; ++xx) {
+        const T v = plane[y * g.W + xx];
+        if (v > best || v != v) {
+          best = v;
+          arg = y * g.W + xx;
+        }
+      }
+    out[i] = best;
+    idx[i] = arg;
+  }
+}
+
+// One warp per plane (grid-stride over planes). The warp zeroes its grad_x plane, then walks
+// the plane's outputs 32 at a time: each lane stages its gradient in shared memory, lanes with
+// the same target cell find each other with __match_any_sync, and the group's lowest lane adds
+// the staged values in lane (= output) order. __syncwarp between steps orders the warp's
+// global writes, so the next chunk reads what this one wrote. Shared memory: one T per thread.
+// Indices are in range (checked before the launch).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    max_pool_backward_scatter(const T* go, const int64_t* idx, int64_t planes, int64_t in_size,
+                              int64_t out_size, T* gx) {
+  // go, idx [planes, out_size] (idx in [0, in_size)); gx [planes, in_size]; all contiguous
+  __shared__ T staged[kThreads];
+  const int lane = threadIdx.x % kWarpSize;
+  T* warp_staged = staged + (threadIdx.x - lane);  // this warp's 32 slots
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  for (int64_t pl = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+       pl < planes; pl += warps) {  // uniform across the warp
+    T* g = gx + pl * in_size;
+    for (int64_t j = lane; j < in_size; j += kWarpSize)
+      g[j] = T(0);
+    __syncwarp();
+    const T* src = go + pl * out_size;
+    const int64_t* ix = idx + pl * out_size;
+    for (int64_t base = 0; base < out_size; base += kWarpSize) {
+      const int64_t i = base + lane;
+      const bool valid = i < out_size;
+      // Idle lanes get distinct negative keys, so they never join a group.
+      const int64_t target = valid ? ix[i] : -1 - lane;
+      warp_staged[lane] = valid ? src[i] : T(0);
+      const unsigned group = __match_any_sync(kFullMask, static_cast<unsigned long long>(target));
+      __syncwarp();
+      if (valid && lane == __ffs(group) - 1) {
+        T acc = g[target];
+        for (unsigned m = group; m != 0; m &= m - 1)
+          acc += warp_staged[__ffs(m) - 1];
+        g[target] = acc;
+      }
+      __syncwarp();
+    }
+  }
+}
+
+// ============================================================================================
+// Average pooling
+// ============================================================================================
+// With padding at most half the kernel every window ends inside the padded input, so the
+// count_include_pad divisor is always the full KH*KW (as on the CPU).
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    avg_pool_forward(const T* x, Planes g, Pool2dParams p, T* out) {
+  // x [planes, H, W]; out [planes, OH, OW]; both contiguous
+  const T inv_area = T(1) / static_cast<T>(p.kernel_h * p.kernel_w);
+  const int64_t n = g.planes * g.OH * g.OW;
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, pl = i / (g.OW * g.OH);
+    const T* plane = x + pl * g.H * g.W;
+    const Window ys = window(oy, p.kernel_h, p.stride_h, p.pad_h, g.H);
+    const Window xs = window(ox, p.kernel_w, p.stride_w, p.pad_w, g.W);
+    T sum = 0;
+    for (int64_t y = ys.lo; y < ys.hi; ++y)
+      for (int64_t xx = xs.lo; xx < xs.hi; ++xx)
+        sum += plane[y * g.W + xx];
+    out[i] = sum * inv_area;
+  }
+}
+
+// The outputs along one dim whose windows cover input cell h: o*stride - pad <= h and
+// h <= o*stride - pad + kernel - 1, i.e. o in [ceil((h + pad - kernel + 1) / stride),
+// floor((h + pad) / stride)], clipped to [0, out). Clipping a window to the input does not
+// change which input cells it holds.
+__device__ __forceinline__ Window covering_outputs(int64_t h, int64_t kernel, int64_t stride,
+                                                   int64_t pad, int64_t out) {
+  const int64_t a = h + pad - kernel + 1;
+  const int64_t lo = a > 0 ? (a + stride - 1) / stride : 0;
+  const int64_t last = (h + pad) / stride;
+  return {lo, (last < out - 1 ? last : out - 1) + 1};
+}
+
+// One thread per input cell: the sum of grad_out * 1/(KH*KW) over the windows that cover it,
+// in (oy, ox) order like the CPU's scatter.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    avg_pool_backward_gather(const T* go, Planes g, Pool2dParams p, T* gx) {
+  // go [planes, OH, OW]; gx [planes, H, W]; both contiguous
+  const T inv_area = T(1) / static_cast<T>(p.kernel_h * p.kernel_w);
+  const int64_t n = g.planes * g.H * g.W;
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, pl = i / (g.W * g.H);
+    const T* src = go + pl * g.OH * g.OW;
+    const Window oys = covering_outputs(h, p.kernel_h, p.stride_h, p.pad_h, g.OH);
+    const Window oxs = covering_outputs(w, p.kernel_w, p.stride_w, p.pad_w, g.OW);
+    T acc = 0;
+    for (int64_t oy = oys.lo; oy < oys.hi; ++oy)
+      for (int64_t ox = oxs.lo; ox < oxs.hi; ++ox)
+        acc += src[oy * g.OW + ox] * inv_area;
+    gx[i] = acc;
+  }
+}
+
+// ============================================================================================
+// Adaptive average pooling
+// ============================================================================================
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) adaptive_avg_forward(const T* x, Planes g, T* out) {
+  // x [planes, H, W]; out [planes, OH, OW]; both contiguous
+  const int64_t n = g.planes * g.OH * g.OW;
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, pl = i / (g.OW * g.OH);
+    const T* plane = x + pl * g.H * g.W;
+    const Window ys = adaptive_window(oy, g.H, g.OH);
+    const Window xs = adaptive_window(ox, g.W, g.OW);
+    T sum = 0;
+    for (int64_t y = ys.lo; y < ys.hi; ++y)
+      for (int64_t xx = xs.lo; xx < xs.hi; ++xx)
+        sum += plane[y * g.W + xx];
+    out[i] = sum / static_cast<T>((ys.hi - ys.lo) * (xs.hi - xs.lo));
+  }
+}
+
+// The adaptive cells along one dim that hold input cell h: floor(o*in/out) <= h and
+// ceil((o+1)*in/out) > h, i.e. o in [floor(h*out/in), ceil((h+1)*out/in) - 1].
+__device__ __forceinline__ Window adaptive_covering(int64_t h, int64_t in, int64_t out) {
+  return {(h * out) / in, ((h + 1) * out + in - 1) / in};
+}
+
+// One thread per input cell: the sum of grad_out / (cell area) over the cells that hold it,
+// in (oy, ox) order like the CPU's scatter.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    adaptive_avg_backward_gather(const T* go, Planes g, T* gx) {
+  // go [planes, OH, OW]; gx [planes, H, W]; both contiguous
+  const int64_t n = g.planes * g.H * g.W;
+  for (int64_t i = first_index(); i < n; i += grid_step()) {
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, pl = i / (g.W * g.H);
+    const T* src = go + pl * g.OH * g.OW;
+    const Window oys = adaptive_covering(h, g.H, g.OH);
+    const Window oxs = adaptive_covering(w, g.W, g.OW);
+    T acc = 0;
+    for (int64_t oy = oys.lo; oy < oys.hi; ++oy) {
+      const Window ys = adaptive_window(oy, g.H, g.OH);
+      for (int64_t ox = oxs.lo; ox < oxs.hi; ++ox) {
+        const Window xs = adaptive_window(ox, g.W, g.OW);
+        acc += src[oy * g.OW + ox] / static_cast<T>((ys.hi - ys.lo) * (xs.hi - xs.lo));
+      }
+    }
+    gx[i] = acc;
+  }
+}
+
+// ============================================================================================
+// Host side: checks (the CPU's, with a CUDA device), geometry, launches
+// ============================================================================================
+
+unsigned grid_for(int64_t n) {
+  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
+}
+
+// A defined float32/float64 4-d tensor on `device` (the first tensor's device when undefined).
+void check_nchw(const Tensor& t, const char* op, const char* name, Device device) {
+  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+  SELFSUP_CHECK(t.device().is_cuda() && t.device() == device, op, " (cuda): ", name, " is on ",
+                t.device().str(), ", expected ", device.str());
+  SELFSUP_CHECK(is_floating(t.dtype()), op, ": ", name, " must be float32 or float64, got ",
+                dtype_name(t.dtype()));
+  SELFSUP_CHECK(t.dim() == 4, op, ": ", name, " must be 4-d [N, C, H, W], got ",
+                shape_str(t.shape()));
+}
+
+void check_tensor(const Tensor& t, DType dtype, const Shape& shape, const char* op,
+                  const char* name, Device device) {
+  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+  SELFSUP_CHECK(t.device() == device, op, " (cuda): ", name, " is on ", t.device().str(),
+                ", expected ", device.str());
+  SELFSUP_CHECK(t.dtype() == dtype, op, ": ", name, " is ", dtype_name(t.dtype()), ", expected ",
+                dtype_name(dtype));
+  SELFSUP_CHECK(t.shape() == shape, op, ": ", name, " has shape ", shape_str(t.shape()),
+                ", expected ", shape_str(shape));
+}
+
+void check_pool_params(const Pool2dParams& p, const char* op) {
+  SELFSUP_CHECK(p.kernel_h > 0 && p.kernel_w > 0, op, ": kernel size must be positive, got ",
+                p.kernel_h, "x", p.kernel_w);
+  SELFSUP_CHECK(p.stride_h > 0 && p.stride_w > 0, op, ": stride must be positive, got ", p.stride_h,
+                "x", p.stride_w);
+  SELFSUP_CHECK(
+      p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kernel_h / 2 && p.pad_w <= p.kernel_w / 2, op,
+      ": padding ", p.pad_h, "x", p.pad_w, " must be non-negative and at most half the kernel ",
+      p.kernel_h, "x", p.kernel_w);
+}
+
+int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, const char* op) {
+  SELFSUP_CHECK(in + 2 * pad >= kernel, op, ": kernel size ", kernel,
+                " is larger than the padded input size ", in + 2 * pad);
+  return (in + 2 * pad - kernel) / stride + 1;
+}
+
+// The planes of a windowed pool whose input is `in` = [N, C, H, W].
+Planes window_planes(const Shape& in, const Pool2dParams& p, const char* op) {
+  check_pool_params(p, op);
+  SELFSUP_CHECK(in[2] > 0 && in[3] > 0, op, ": input ", shape_str(in), " has an empty plane");
+  return {in[0] * in[1], in[2], in[3], pool_out_size(in[2], p.kernel_h, p.stride_h, p.pad_h, op),
+          pool_out_size(in[3], p.kernel_w, p.stride_w, p.pad_w, op)};
+}
+
+Shape pooled_shape(const Shape& in, const Planes& g) {
+  return {in[0], in[1], g.OH, g.OW};
+}
+
+// Kernels write contiguous planes: the caller's tensor itself when it is contiguous, otherwise
+// a scratch tensor that commit() copies into it on the device.
+class DeviceOut {
+ public:
+  explicit DeviceOut(Tensor& out)
+      : out_(out),
+        buf_(out.is_contiguous()
+                 ? out
+                 : empty(out.shape(), TensorOptions(out.dtype()).device(out.device()))) {}
+  template <typename T>
+  T* data() const {
+    return buf_.data_ptr<T>();
+  }
+  void commit() {
+    if (buf_.impl() == out_.impl())
+      out_.bump_version();
+    else
+      raw::copy_(out_, buf_);
+  }
+
+ private:
+  Tensor& out_;
+  Tensor buf_;
+};
+
+// Calls fn(float{}) or fn(double{}) (callers have checked the dtype is one of them).
+template <typename Fn>
+void dispatch_float(DType dtype, Fn&& fn) {
+  if (dtype == kFloat32) return fn(float{});
+  fn(double{});
+}
+
+}  // namespace
+
+// ============================================================================================
+// Entry points
+// ============================================================================================
+
+void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& indices) {
+  const char* op = "max_pool2d";
+  check_nchw(x, op, "input", x.defined() ? x.device() : Device::cuda());
+  const Planes g = window_planes(x.shape(), p, op);
+  const Shape shape = pooled_shape(x.shape(), g);
+  check_tensor(out, x.dtype(), shape, op, "out", x.device());
+  check_tensor(indices, kInt64, shape, op, "indices", x.device());
+  const int64_t n = g.planes * g.OH * g.OW;
+  if (n == 0) return;
+  const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
+  DeviceOut ob(out), ib(indices);
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_forward<T>
+        <<<grid_for(n), kThreads>>>(xc.data_ptr<T>(), g, p, ob.data<T>(), ib.data<int64_t>());
+  });
+  check_launch(op);
+  ob.commit();
+  ib.commit();
+}
+
+void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_x) {
+  const char* op = "max_pool2d_backward";
+  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
+  check_nchw(grad_out, op, "grad_out", device);
+  check_nchw(grad_x, op, "grad_x", device);
+  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
+  check_tensor(indices, kInt64, grad_out.shape(), op, "indices", device);
+  SELFSUP_CHECK(grad_x.size(0) == grad_out.size(0) && grad_x.size(1) == grad_out.size(1), op,
+                ": grad_x ", shape_str(grad_x.shape()), " and grad_out ",
+                shape_str(grad_out.shape()), " differ in N or C");
+  const int64_t planes = grad_x.size(0) * grad_x.size(1);
+  const int64_t in_size = grad_x.size(2) * grad_x.size(3);
+  const int64_t out_size = grad_out.size(2) * grad_out.size(3);
+  const Tensor ic = raw::contiguous(indices);  // [N, C, OH, OW]
+  if (const auto bad = detail::first_out_of_range(ic, in_size))
+    throw Error(::selfsup::detail::concat(op, ": index ", *bad, " out of range for a ",
+                                          grad_x.size(2), "x", grad_x.size(3), " plane"));
+  if (planes * in_size == 0) return;
+  const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
+  DeviceOut ob(grad_x);
+  const unsigned blocks =
+      static_cast<unsigned>(std::min(ceil_div(planes, kWarpsPerBlock), kMaxBlocks));
+  dispatch_float(grad_x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_backward_scatter<T><<<blocks, kThreads>>>(gc.data_ptr<T>(), ic.data_ptr<int64_t>(),
+                                                       planes, in_size, out_size, ob.data<T>());
+  });
+  check_launch(op);
+  ob.commit();
+}
+
+void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
+  const char* op = "avg_pool2d";
+  check_nchw(x, op, "input", x.defined() ? x.device() : Device::cuda());
+  const Planes g = window_planes(x.shape(), p, op);
+  check_tensor(out, x.dtype(), pooled_shape(x.shape(), g), op, "out", x.device());
+  const int64_t n = g.planes * g.OH * g.OW;
+  if (n == 0) return;
+  const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
+  DeviceOut ob(out);
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_forward<T><<<grid_for(n), kThreads>>>(xc.data_ptr<T>(), g, p, ob.data<T>());
+  });
+  check_launch(op);
+  ob.commit();
+}
+
+void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& grad_x) {
+  const char* op = "avg_pool2d_backward";
+  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
+  check_nchw(grad_out, op, "grad_out", device);
+  check_nchw(grad_x, op, "grad_x", device);
+  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
+  const Planes g = window_planes(grad_x.shape(), p, op);
+  check_tensor(grad_out, grad_out.dtype(), pooled_shape(grad_x.shape(), g), op, "grad_out", device);
+  const int64_t n = g.planes * g.H * g.W;
+  if (n == 0) return;
+  const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
+  DeviceOut ob(grad_x);
+  dispatch_float(grad_x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_backward_gather<T><<<grid_for(n), kThreads>>>(gc.data_ptr<T>(), g, p, ob.data<T>());
+  });
+  check_launch(op);
+  ob.commit();
+}
+
+void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
+  const char* op = "adaptive_avg_pool2d";
+  const Device device = x.defined() ? x.device() : Device::cuda();
+  check_nchw(x, op, "input", device);
+  check_nchw(out, op, "out", device);
+  check_tensor(out, x.dtype(), out.shape(), op, "out", device);
+  SELFSUP_CHECK(
+      out.size(0) == x.size(0) && out.size(1) == x.size(1) && out.size(2) > 0 && out.size(3) > 0,
+      op, ": out ", shape_str(out.shape()), " does not fit input ", shape_str(x.shape()),
+      " (needs the same N, C and a positive output size)");
+  SELFSUP_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input ", shape_str(x.shape()),
+                " has an empty plane");
+  const Planes g{x.size(0) * x.size(1), x.size(2), x.size(3), out.size(2), out.size(3)};
+  const int64_t n = g.planes * g.OH * g.OW;
+  if (n == 0) return;
+  const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
+  DeviceOut ob(out);
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_avg_forward<T><<<grid_for(n), kThreads>>>(xc.data_ptr<T>(), g, ob.data<T>());
+  });
+  check_launch(op);
+  ob.commit();
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& grad_out, Tensor& grad_x) {
+  const char* op = "adaptive_avg_pool2d_backward";
+  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
+  check_nchw(grad_out, op, "grad_out", device);
+  check_nchw(grad_x, op, "grad_x", device);
+  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
+  SELFSUP_CHECK(grad_out.size(0) == grad_x.size(0) && grad_out.size(1) == grad_x.size(1) &&
+                    grad_out.size(2) > 0 && grad_out.size(3) > 0,
+                op, ": grad_out ", shape_str(grad_out.shape()), " does not fit grad_x ",
+                shape_str(grad_x.shape()));
+  SELFSUP_CHECK(grad_x.size(2) > 0 && grad_x.size(3) > 0, op, ": grad_x ",
+                shape_str(grad_x.shape()), " has an empty plane");
+  const Planes g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), grad_out.size(2),
+                 grad_out.size(3)};
+  const int64_t n = g.planes * g.H * g.W;
+  if (n == 0) return;
+  const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
+  DeviceOut ob(grad_x);
+  dispatch_float(grad_x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_avg_backward_gather<T><<<grid_for(n), kThreads>>>(gc.data_ptr<T>(), g, ob.data<T>());
+  });
+  check_launch(op);
+  ob.commit();
+}
+
+}  // namespace selfsup::cuda
