@@ -28,13 +28,6 @@ void check_floating(const char* op, const Tensor& t) {
                 dtype_name(t.dtype()), " ", shape_str(t.shape()));
 }
 
-void check_cpu(const char* op, std::initializer_list<Tensor> ts) {
-  check_same_device(op, ts);
-  for (const Tensor& t : ts)
-    SELFSUP_CHECK(!t.defined() || t.device().is_cpu(), op, ": no kernel for ", t.device().str(),
-                  " in this build");
-}
-
 Tensor empty_as(const Shape& shape, const Tensor& like) {
   return empty(shape, TensorOptions(like.dtype()).device(like.device()));
 }

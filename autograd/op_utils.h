@@ -12,8 +12,6 @@ namespace selfsup::detail {
 void check_same_device(const char* op, std::initializer_list<Tensor> ts);
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 void check_floating(const char* op, const Tensor& t);
-// Until the CUDA backend dispatches an op, it runs on the CPU only.
-void check_cpu(const char* op, std::initializer_list<Tensor> ts);
 
 // A new contiguous tensor with `like`'s dtype and device.
 Tensor empty_as(const Shape& shape, const Tensor& like);

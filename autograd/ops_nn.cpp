@@ -11,7 +11,7 @@ namespace selfsup {
 using detail::needs_grad;
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding) {
-  detail::check_cpu("conv2d", {x, w, b});
+  detail::check_same_device("conv2d", {x, w, b});
   detail::check_same_dtype("conv2d", x, w);
   SELFSUP_CHECK(x.dim() == 4 && w.dim() == 4, "conv2d: input ", shape_str(x.shape()),
                 " and weight ", shape_str(w.shape()), " must both be 4-d (NCHW, OCKK)");
@@ -19,7 +19,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   int64_t oh = cpu::conv_out_size(x.size(2), w.size(2), stride, padding);
   int64_t ow = cpu::conv_out_size(x.size(3), w.size(3), stride, padding);
   Tensor out = detail::empty_as({x.size(0), w.size(0), oh, ow}, x);
-  cpu::conv2d(x, w, b, p, out);
+  dispatch::conv2d(x, w, b, p, out);
   Tensor sx = x.detach(), sw = w.detach();
   bool gx = needs_grad(x), gw = needs_grad(w), gb = needs_grad(b);
   return record(
@@ -28,7 +28,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
         Tensor grad_x = gx ? detail::empty_as(sx.shape(), g) : Tensor();
         Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
         Tensor grad_b = gb ? detail::empty_as({sw.size(0)}, g) : Tensor();
-        cpu::conv2d_backward(g, sx, sw, p, grad_x, grad_w, grad_b);
+        dispatch::conv2d_backward(g, sx, sw, p, grad_x, grad_w, grad_b);
         return std::vector<Tensor>{grad_x, grad_w, grad_b};
       },
       {x, w});
@@ -55,39 +55,36 @@ Shape pool_out_shape(const Tensor& x, const cpu::Pool2dParams& p, const char* op
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
-  detail::check_cpu("max_pool2d", {x});
   cpu::Pool2dParams p = pool_params("max_pool2d", kernel, stride, padding);
   Shape shape = pool_out_shape(x, p, "max_pool2d");
   Tensor out = detail::empty_as(shape, x), indices = detail::empty_as(shape, x, kInt64);
-  cpu::max_pool2d(x, p, out, indices);
+  dispatch::max_pool2d(x, p, out, indices);
   return record(out, "max_pool2d", {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::max_pool2d_backward(g, indices, gx);
+    dispatch::max_pool2d_backward(g, indices, gx);
     return std::vector<Tensor>{gx};
   });
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
-  detail::check_cpu("avg_pool2d", {x});
   cpu::Pool2dParams p = pool_params("avg_pool2d", kernel, stride, padding);
   Tensor out = detail::empty_as(pool_out_shape(x, p, "avg_pool2d"), x);
-  cpu::avg_pool2d(x, p, out);
+  dispatch::avg_pool2d(x, p, out);
   return record(out, "avg_pool2d", {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::avg_pool2d_backward(g, p, gx);
+    dispatch::avg_pool2d_backward(g, p, gx);
     return std::vector<Tensor>{gx};
   });
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
-  detail::check_cpu("adaptive_avg_pool2d", {x});
   SELFSUP_CHECK(x.dim() == 4 && out_h > 0 && out_w > 0, "adaptive_avg_pool2d: input ",
                 shape_str(x.shape()), " to ", out_h, "x", out_w, " (needs NCHW and sizes > 0)");
   Tensor out = detail::empty_as({x.size(0), x.size(1), out_h, out_w}, x);
-  cpu::adaptive_avg_pool2d(x, out);
+  dispatch::adaptive_avg_pool2d(x, out);
   return record(out, "adaptive_avg_pool2d", {x}, [xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::adaptive_avg_pool2d_backward(g, gx);
+    dispatch::adaptive_avg_pool2d_backward(g, gx);
     return std::vector<Tensor>{gx};
   });
 }

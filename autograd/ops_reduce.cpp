@@ -1,7 +1,6 @@
 // Reductions and their gradients.
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/index.h"
 #include "kernels/dispatch.h"
 
 namespace selfsup {
@@ -81,7 +80,7 @@ std::pair<Tensor, Tensor> extreme(const Tensor& x, int64_t dim, bool keepdim, bo
   Tensor idx = keep_dims(indices, x.shape(), {dim}, name);
   values = record(values, name, {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::scatter_add_(gx, dim, idx, raw::contiguous(keep_dims(g, xs, {dim}, "max")));
+    dispatch::scatter_add_(gx, dim, idx, raw::contiguous(keep_dims(g, xs, {dim}, "max")));
     return std::vector<Tensor>{gx};
   });
   return {values, indices};

@@ -2,7 +2,7 @@
 // gradient back onto the input's geometry (a narrow scatters into zeros, an expand sums back).
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/index.h"
+#include "kernels/dispatch.h"
 
 namespace selfsup {
 
@@ -116,42 +116,42 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
 // ---- indexing ----
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-  detail::check_cpu("index_select", {x, index});
+  detail::check_same_device("index_select", {x, index});
   dim = normalize_dim(dim, x.dim(), "index_select");
   SELFSUP_CHECK(index.dim() == 1 && index.dtype() == kInt64, "index_select: index must be a 1-d ",
                 "int64 tensor, got ", dtype_name(index.dtype()), " ", shape_str(index.shape()));
   Shape shape = x.shape();
   shape[dim] = index.numel();
   Tensor out = detail::empty_as(shape, x);
-  cpu::index_select(x, dim, index, out);
+  dispatch::index_select(x, dim, index, out);
   return record(out, "index_select", {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::index_add_(gx, dim, index, g);
+    dispatch::index_add_(gx, dim, index, g);
     return std::vector<Tensor>{gx};
   });
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
-  detail::check_cpu("gather", {x, index});
+  detail::check_same_device("gather", {x, index});
   dim = normalize_dim(dim, x.dim(), "gather");
   Tensor out = detail::empty_as(index.shape(), x);
-  cpu::gather(x, dim, index, out);
+  dispatch::gather(x, dim, index, out);
   return record(out, "gather", {x}, [=, xs = x.shape()](const Tensor& g) {
     Tensor gx = detail::zeros_as(xs, g);
-    cpu::scatter_add_(gx, dim, index, g);
+    dispatch::scatter_add_(gx, dim, index, g);
     return std::vector<Tensor>{gx};
   });
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-  detail::check_cpu("scatter_add", {x, index, src});
+  detail::check_same_device("scatter_add", {x, index, src});
   detail::check_same_dtype("scatter_add", x, src);
   dim = normalize_dim(dim, x.dim(), "scatter_add");
   Tensor out = raw::clone(x);
-  cpu::scatter_add_(out, dim, index, src);
+  dispatch::scatter_add_(out, dim, index, src);
   return record(out, "scatter_add", {x, src}, [=](const Tensor& g) {
     Tensor gsrc = detail::empty_as(index.shape(), g);
-    cpu::gather(g, dim, index, gsrc);
+    dispatch::gather(g, dim, index, gsrc);
     return std::vector<Tensor>{g, gsrc};
   });
 }
@@ -164,7 +164,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   Shape shape = xs[0].shape();
   shape[dim] = 0;
   for (const Tensor& x : xs) {
-    detail::check_cpu("cat", {xs[0], x});
+    detail::check_same_device("cat", {xs[0], x});
     detail::check_same_dtype("cat", xs[0], x);
     Shape s = x.shape();
     SELFSUP_CHECK(s.size() == shape.size(), "cat: shapes ", shape_str(xs[0].shape()), " and ",
@@ -175,7 +175,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     shape[dim] += s[dim];
   }
   Tensor out = detail::empty_as(shape, xs[0]);
-  cpu::cat(xs, dim, out);
+  dispatch::cat(xs, dim, out);
   std::vector<int64_t> sizes;
   for (const Tensor& x : xs) sizes.push_back(x.size(dim));
   return record(out, "cat", xs, [=](const Tensor& g) {
