@@ -61,6 +61,12 @@ Tensor empty_pinned(const Shape& shape, DType dtype) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions opts) {
+  // On a device whose backend can fill in place, no host buffer or copy is needed.
+  if (!opts.device_.is_cpu() && raw::device_fill()) {
+    Tensor t = empty(shape, TensorOptions(opts.dtype_).device(opts.device_));
+    raw::device_fill()(t, value);
+    return finish(t, opts);
+  }
   return make_on_host(shape, opts, [&](auto* p, int64_t n) {
     using T = std::remove_pointer_t<decltype(p)>;
     std::fill(p, p + n, static_cast<T>(value));

@@ -223,6 +223,7 @@ namespace {
 
 DeviceCopyFn g_device_copy = nullptr;
 StridedCopyFn g_strided_copy = nullptr;
+DeviceFillFn g_device_fill = nullptr;
 
 template <typename D, typename S>
 void copy_cpu(Tensor& dst, const Tensor& src) {
@@ -248,6 +249,12 @@ void copy_cpu(Tensor& dst, const Tensor& src) {
 void set_device_copy(DeviceCopyFn fn) { g_device_copy = fn; }
 void set_strided_copy(StridedCopyFn fn) {
   g_strided_copy = fn;
+}
+void set_device_fill(DeviceFillFn fn) {
+  g_device_fill = fn;
+}
+DeviceFillFn device_fill() {
+  return g_device_fill;
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {

@@ -46,4 +46,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 using StridedCopyFn = void (*)(Tensor& dst, const Tensor& src);
 void set_strided_copy(StridedCopyFn fn);
 
+// Fills a tensor on a non-CPU device with one value, on that device (no host buffer, no copy):
+// what full / zeros / ones use there once the backend has registered it.
+using DeviceFillFn = void (*)(Tensor& t, double value);
+void set_device_fill(DeviceFillFn fn);
+DeviceFillFn device_fill();
+
 }  // namespace selfsup::raw

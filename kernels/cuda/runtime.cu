@@ -15,6 +15,7 @@
 #include "core/storage.h"
 #include "core/views.h"
 #include "kernels/cuda/copy.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
 
 namespace selfsup::cuda {
@@ -144,6 +145,9 @@ void device_copy(void* dst, Device dst_device, const void* src, Device src_devic
   check(cudaMemcpy(dst, src, n, kind), "cudaMemcpy");
 }
 
+// full / zeros / ones on the device: the element-wise fill kernel, no host buffer.
+void device_fill(Tensor& t, double value) { cuda::fill(t, value); }
+
 }  // namespace
 
 void register_backend() {
@@ -153,6 +157,7 @@ void register_backend() {
     set_pinned_host_allocator(&pinned_allocator());
     raw::set_device_copy(&device_copy);
     raw::set_strided_copy(&strided_copy);  // copy_/clone/to_dtype of CUDA views
+    raw::set_device_fill(&device_fill);    // full/zeros/ones on the device
   });
 }
 
