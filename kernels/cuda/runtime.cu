@@ -36,70 +36,24 @@ size_t round_size(size_t n) {
   return (n + unit - 1) / unit * unit;
 }
 
+// Free lists by rounded size in front of a raw allocate/free pair: the device allocator
+// (cudaMalloc) and the pinned host allocator (cudaHostAlloc) are both this class. Loader workers
+// allocate pinned blocks from several threads, so every call takes one mutex.
 class CachingAllocator : public Allocator {
  public:
+  using RawAlloc = void* (*)(size_t size);
+  using RawFree = void (*)(void* p);
+  struct Stats {
+    size_t bytes_in_use = 0;  // handed out
+    size_t bytes_cached = 0;  // freed, kept for reuse
+    size_t raw_allocs = 0;    // calls of raw_alloc so far
+  };
+
+  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free)
+      : raw_alloc_(raw_alloc), raw_free_(raw_free) {}
+
   DataPtr allocate(size_t nbytes) override {
-    size_t size = round_size(nbytes ? nbytes : 1);
-    void* p = take_cached(size);
-    if (!p) {
-      check(cudaMalloc(&p, size), "cudaMalloc");
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.device_allocs;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.bytes_in_use += size;
-    return {p, [this, size](void* q) { give_back(q, size); }};
-  }
-
-  AllocatorStats stats() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-
-  void empty() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks) cudaFree(p);
-    free_.clear();
-    stats_.bytes_cached = 0;
-  }
-
- private:
-  void* take_cached(size_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(size);
-    if (it == free_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
-    it->second.pop_back();
-    stats_.bytes_cached -= size;
-    return p;
-  }
-
-  void give_back(void* p, size_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_[size].push_back(p);
-    stats_.bytes_in_use -= size;
-    stats_.bytes_cached += size;
-  }
-
-  std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;
-  AllocatorStats stats_;
-};
-
-CachingAllocator& allocator() {
-  static CachingAllocator* a = new CachingAllocator();  // never destroyed: outlives all tensors
-  return *a;
-}
-
-// Pinned host memory for the data loader's batches. cudaHostAlloc page-locks memory and costs
-// far more than malloc (it maps the pages for the GPU), so freed blocks are cached by exact size
-// as on the device: a loader that makes batches of the same shape every step allocates only
-// during its first few batches. Loader workers allocate from several threads: one mutex.
-class PinnedHostAllocator : public Allocator {
- public:
-  DataPtr allocate(size_t nbytes) override {
-    size_t size = round_size(nbytes ? nbytes : 1);
+    const size_t size = round_size(nbytes ? nbytes : 1);
     std::lock_guard<std::mutex> lock(mu_);
     void* p = nullptr;
     auto it = free_.find(size);
@@ -108,16 +62,25 @@ class PinnedHostAllocator : public Allocator {
       it->second.pop_back();
       stats_.bytes_cached -= size;
     } else {
-      check(cudaHostAlloc(&p, size, cudaHostAllocDefault), "cudaHostAlloc");
-      ++stats_.host_allocs;
+      p = raw_alloc_(size);
+      ++stats_.raw_allocs;
     }
     stats_.bytes_in_use += size;
     return {p, [this, size](void* q) { give_back(q, size); }};
   }
 
-  PinnedStats stats() {
+  Stats stats() {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
+  }
+
+  // Returns every cached block to the driver.
+  void empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) raw_free_(p);
+    free_.clear();
+    stats_.bytes_cached = 0;
   }
 
  private:
@@ -128,16 +91,41 @@ class PinnedHostAllocator : public Allocator {
     stats_.bytes_cached += size;
   }
 
+  RawAlloc raw_alloc_;
+  RawFree raw_free_;
   std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
-  PinnedStats stats_;
+  Stats stats_;
 };
 
-PinnedHostAllocator& pinned_allocator() {
-  static PinnedHostAllocator* a = new PinnedHostAllocator();  // outlives every tensor
+void* device_malloc(size_t size) {
+  void* p = nullptr;
+  check(cudaMalloc(&p, size), "cudaMalloc");
+  return p;
+}
+void device_free(void* p) { cudaFree(p); }
+
+// Pinned host memory for the data loader's batches: cudaHostAlloc page-locks memory and costs
+// far more than malloc (it maps the pages for the GPU), so freed blocks are cached as on the
+// device: a loader that makes batches of the same shape every step allocates only during its
+// first few batches.
+void* pinned_malloc(size_t size) {
+  void* p = nullptr;
+  check(cudaHostAlloc(&p, size, cudaHostAllocDefault), "cudaHostAlloc");
+  return p;
+}
+void pinned_free(void* p) { cudaFreeHost(p); }
+
+CachingAllocator& allocator() {
+  // Never destroyed: outlives every tensor.
+  static CachingAllocator* a = new CachingAllocator(&device_malloc, &device_free);
   return *a;
 }
 
+CachingAllocator& pinned_allocator() {
+  static CachingAllocator* a = new CachingAllocator(&pinned_malloc, &pinned_free);
+  return *a;
+}
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t n) {
   cudaMemcpyKind kind = dst_device.is_cpu()   ? cudaMemcpyDeviceToHost
                         : src_device.is_cpu() ? cudaMemcpyHostToDevice
@@ -161,9 +149,15 @@ void register_backend() {
   });
 }
 
-AllocatorStats allocator_stats() { return allocator().stats(); }
+AllocatorStats allocator_stats() {
+  const CachingAllocator::Stats s = allocator().stats();
+  return {s.bytes_in_use, s.bytes_cached, s.raw_allocs};
+}
 void empty_cache() { allocator().empty(); }
-PinnedStats pinned_stats() { return pinned_allocator().stats(); }
+PinnedStats pinned_stats() {
+  const CachingAllocator::Stats s = pinned_allocator().stats();
+  return {s.bytes_in_use, s.bytes_cached, s.raw_allocs};
+}
 
 bool is_page_locked(const void* p) {
   cudaPointerAttributes attributes{};
