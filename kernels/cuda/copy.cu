@@ -17,13 +17,10 @@
 //  1. same dtype, both contiguous with one shape: cudaMemcpyAsync (the driver's copy engine).
 //  2. both contiguous with one shape, dtypes differ: dst[i] = D(src[i]), a grid-stride loop.
 //  3. anything else: each thread turns its flat row-major index into one element offset per
-//     operand with a div/mod per dim (Walk, below). The walk is simplified on the host first:
-//     size-1 dims dropped and neighbouring dims that both operands step over as one fused, so a
-//     transposed matrix is a 2-dim walk and a narrowed row block a 1- or 2-dim one.
+//     operand with a div/mod per dim (Walk, kernels/cuda/strided.cuh). The walk is simplified on
+//     the host first: size-1 dims dropped and neighbouring dims that both operands step over as one
+//     fused, so a transposed matrix is a 2-dim walk and a narrowed row block a 1- or 2-dim one.
 // All launches go to the default stream, so the copy is ordered with every other kernel.
-//
-// The Walk here is a compact copy of elementwise.cu's Strided/simplify (which sit in that file's
-// anonymous namespace); kernels/cuda/index.cu keeps a second one. One shared header would do.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -36,6 +33,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/copy.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/strided.cuh"
 
 namespace selfsup::cuda {
 
@@ -43,40 +41,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops: enough blocks to fill the GPU
-constexpr int kMaxDims = 16;          // dims of a walk after simplification
-
-// ============================================================================================
-// The walk: shape and two operands' strides, by value (8 + 8 * 16 * 3 = 392 bytes)
-// ============================================================================================
-
-struct Walk {
-  int ndim;                     // 0 (one element) .. kMaxDims
-  int64_t size[kMaxDims];       // size[0] is the innermost dim
-  int64_t stride[2][kMaxDims];  // [0] dst, [1] src; in elements, 0 = broadcast
-};
-
-// Offsets of dst and src at flat row-major index i of dst's shape.
-__device__ __forceinline__ void offsets_of(int64_t i, const Walk& w, int64_t& dst_off,
-                                           int64_t& src_off) {
-  dst_off = 0;
-  src_off = 0;
-#pragma unroll
-  for (int d = 0; d < kMaxDims; ++d) {
-    if (d == w.ndim) break;
-    const int64_t q = i / w.size[d];
-    const int64_t r = i - q * w.size[d];
-    dst_off += r * w.stride[0][d];
-    src_off += r * w.stride[1][d];
-    i = q;
-  }
-}
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
 
 // ============================================================================================
 // Kernels
@@ -95,11 +59,11 @@ __global__ void __launch_bounds__(kThreads)
 // contiguous the stores stay coalesced and only the loads scatter (a transpose reads columns).
 template <typename D, typename S>
 __global__ void __launch_bounds__(kThreads)
-    convert_strided(D* dst, const S* src, Walk w, int64_t n) {
+    convert_strided(D* dst, const S* src, Walk<2> w, int64_t n) {  // w: [0] dst, [1] src
   for (int64_t i = first_index(); i < n; i += grid_step()) {
-    int64_t d_off, s_off;
-    offsets_of(i, w, d_off, s_off);
-    dst[d_off] = static_cast<D>(src[s_off]);
+    int64_t off[2];
+    offsets_of(i, w, off);
+    dst[off[0]] = static_cast<D>(src[off[1]]);
   }
 }
 
@@ -108,35 +72,7 @@ __global__ void __launch_bounds__(kThreads)
 // ============================================================================================
 
 unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
-}
-
-// The walk over `shape` for dst and (broadcast) src strides: size-1 dims dropped, and a dim fused
-// into the one inside it when both operands step over the inner dim exactly.
-Walk simplify(const Shape& shape, const Shape& dst_strides, const Shape& src_strides) {
-  const std::array<const Shape*, 2> strides{&dst_strides, &src_strides};
-  Walk w{};
-  w.ndim = 0;
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    if (shape[d] == 1) continue;
-    if (w.ndim > 0) {
-      const int in = w.ndim - 1;
-      bool fuses = true;
-      for (int k = 0; k < 2; ++k)
-        fuses = fuses && (*strides[k])[d] == w.stride[k][in] * w.size[in];
-      if (fuses) {
-        w.size[in] *= shape[d];
-        continue;
-      }
-    }
-    SELFSUP_CHECK(w.ndim < kMaxDims, "copy_ (cuda): shape ", shape_str(shape), " needs more than ",
-                  kMaxDims, " dims after merging");
-    w.size[w.ndim] = shape[d];
-    for (int k = 0; k < 2; ++k)
-      w.stride[k][w.ndim] = (*strides[k])[d];
-    ++w.ndim;
-  }
-  return w;
+  return grid_stride_blocks(n, kThreads, kMaxBlocks);
 }
 
 void check_copy(const Tensor& dst, const Tensor& src) {
@@ -165,8 +101,9 @@ void launch_copy(Tensor& dst, const Tensor& src) {
   if (flat) {
     convert_contiguous<<<grid_for(n), kThreads>>>(pd, ps, n);
   } else {
-    const Walk w = simplify(dst.shape(), dst.strides(),
-                            broadcast_strides(src.shape(), src.strides(), dst.shape()));
+    const Walk<2> w = simplify_walk<2>(
+        "copy_", dst.shape(),
+        {dst.strides(), broadcast_strides(src.shape(), src.strides(), dst.shape())});
     convert_strided<<<grid_for(n), kThreads>>>(pd, ps, w, n);
   }
   check_launch("copy_ (cuda)");

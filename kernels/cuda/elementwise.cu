@@ -21,8 +21,8 @@
 //     at p[i]. A grid-stride loop over i; neighbouring threads touch neighbouring addresses.
 //  2. strided: anything else (broadcast, transposed, narrowed, expanded). Each thread turns its
 //     flat row-major index i into one element offset per operand with a div/mod per dim. The
-//     shape and strides travel by value as a kernel argument (Strided<K>, below), simplified
-//     on the host first: size-1 dims dropped, and neighbouring dims that every operand walks as
+//     shape and strides travel by value as a kernel argument (Walk<K>, kernels/cuda/strided.cuh),
+//     simplified on the host first: size-1 dims dropped, and neighbouring dims that every operand walks as
 //     one fused, so a broadcast [N, C, H, W] + [C, 1, 1] is a 3-dim walk and a transposed 2-d
 //     tensor is a 2-dim one. All index math is 64-bit.
 // The op itself is a small functor holding the op code (a switch inside it is uniform across the
@@ -39,6 +39,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/strided.cuh"
 
 namespace selfsup::cuda {
 
@@ -49,47 +50,7 @@ constexpr int kThreads = 256;
 // of 256 threads); beyond this each thread takes several elements.
 constexpr int64_t kMaxBlocks = 4096;
 
-// ============================================================================================
-// The strided walk: shape and strides by value
-// ============================================================================================
-// K operands (out first) iterated over one shape. Dims are stored innermost first, so the
-// unrolled loop below peels the index from the fastest dim with a compile-time array index
-// (registers / the parameter bank, no local memory). Size: 8 + 8 * kMaxDims * (K + 1) bytes,
-// at most 648 for where's 4 operands, well under the 4 KiB kernel-argument limit.
-
-constexpr int kMaxDims = kMaxElementwiseDims;
-
-template <int K>
-struct Strided {
-  int ndim;                     // dims after simplification, 0 (a single element) .. kMaxDims
-  int64_t size[kMaxDims];       // size[0] is the innermost dim
-  int64_t stride[K][kMaxDims];  // operand k's step along each dim, in elements (0 = broadcast)
-};
-
-// off[k] = element offset of operand k at flat row-major index i.
-template <int K>
-__device__ __forceinline__ void offsets_of(int64_t i, const Strided<K>& s, int64_t (&off)[K]) {
-#pragma unroll
-  for (int k = 0; k < K; ++k)
-    off[k] = 0;
-#pragma unroll
-  for (int d = 0; d < kMaxDims; ++d) {
-    if (d == s.ndim) break;
-    const int64_t q = i / s.size[d];
-    const int64_t r = i - q * s.size[d];
-#pragma unroll
-    for (int k = 0; k < K; ++k)
-      off[k] += r * s.stride[k][d];
-    i = q;
-  }
-}
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
+static_assert(kMaxElementwiseDims == kMaxWalkDims, "elementwise.h promises the walk's dims");
 
 // ============================================================================================
 // Device math: one name per function for float and double
@@ -347,7 +308,7 @@ __global__ void __launch_bounds__(kThreads) fill_contiguous(O* out, int64_t n, O
 }
 
 template <typename O>
-__global__ void __launch_bounds__(kThreads) fill_strided(O* out, Strided<1> s, int64_t n, O v) {
+__global__ void __launch_bounds__(kThreads) fill_strided(O* out, Walk<1> s, int64_t n, O v) {
   for (int64_t i = first_index(); i < n; i += grid_step()) {
     int64_t off[1];
     offsets_of(i, s, off);
@@ -364,7 +325,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename O, typename A, typename F>
 __global__ void __launch_bounds__(kThreads)
-    map1_strided(O* out, const A* a, Strided<2> s, int64_t n, F f) {
+    map1_strided(O* out, const A* a, Walk<2> s, int64_t n, F f) {
   for (int64_t i = first_index(); i < n; i += grid_step()) {
     int64_t off[2];
     offsets_of(i, s, off);
@@ -381,7 +342,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename O, typename A, typename B, typename F>
 __global__ void __launch_bounds__(kThreads)
-    map2_strided(O* out, const A* a, const B* b, Strided<3> s, int64_t n, F f) {
+    map2_strided(O* out, const A* a, const B* b, Walk<3> s, int64_t n, F f) {
   for (int64_t i = first_index(); i < n; i += grid_step()) {
     int64_t off[3];
     offsets_of(i, s, off);
@@ -398,7 +359,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename O, typename C, typename A, typename B, typename F>
 __global__ void __launch_bounds__(kThreads)
-    map3_strided(O* out, const C* c, const A* a, const B* b, Strided<4> s, int64_t n, F f) {
+    map3_strided(O* out, const C* c, const A* a, const B* b, Walk<4> s, int64_t n, F f) {
   for (int64_t i = first_index(); i < n; i += grid_step()) {
     int64_t off[4];
     offsets_of(i, s, off);
@@ -411,36 +372,7 @@ __global__ void __launch_bounds__(kThreads)
 // ============================================================================================
 
 unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
-}
-
-// The walk over `shape` for K operands with these (broadcast) strides: size-1 dims dropped, and
-// a dim fused into the one inside it when every operand steps over the inner dim exactly
-// (stride_outer == stride_inner * size_inner); row-major order is kept.
-template <int K>
-Strided<K> simplify(const char* op, const Shape& shape, const std::array<Shape, K>& strides) {
-  Strided<K> s{};
-  s.ndim = 0;
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    if (shape[d] == 1) continue;
-    if (s.ndim > 0) {
-      const int in = s.ndim - 1;
-      bool fuses = true;
-      for (int k = 0; k < K; ++k)
-        fuses = fuses && strides[k][d] == s.stride[k][in] * s.size[in];
-      if (fuses) {
-        s.size[in] *= shape[d];
-        continue;
-      }
-    }
-    SELFSUP_CHECK(s.ndim < kMaxDims, op, " (cuda): shape ", shape_str(shape), " needs more than ",
-                  kMaxDims, " dims after merging");
-    s.size[s.ndim] = shape[d];
-    for (int k = 0; k < K; ++k)
-      s.stride[k][s.ndim] = strides[k][d];
-    ++s.ndim;
-  }
-  return s;
+  return grid_stride_blocks(n, kThreads, kMaxBlocks);
 }
 
 // ---- argument checks (the CPU's contract, with the device in place of the CPU) ----
@@ -533,7 +465,7 @@ void launch_map1(const char* op, Tensor& out, const Tensor& a, F f) {
   if (out.is_contiguous() && contiguous_like(a, out)) {
     map1_contiguous<<<grid_for(n), kThreads>>>(po, pa, n, f);
   } else {
-    const Strided<2> s = simplify<2>(
+    const Walk<2> s = simplify_walk<2>(
         op, out.shape(), {out.strides(), broadcast_strides(a.shape(), a.strides(), out.shape())});
     map1_strided<<<grid_for(n), kThreads>>>(po, pa, s, n, f);
   }
@@ -551,8 +483,8 @@ void launch_map2(const char* op, Tensor& out, const Tensor& a, const Tensor& b, 
   if (out.is_contiguous() && contiguous_like(a, out) && contiguous_like(b, out)) {
     map2_contiguous<<<grid_for(n), kThreads>>>(po, pa, pb, n, f);
   } else {
-    const Strided<3> s =
-        simplify<3>(op, shape,
+    const Walk<3> s =
+        simplify_walk<3>(op, shape,
                     {out.strides(), broadcast_strides(a.shape(), a.strides(), shape),
                      broadcast_strides(b.shape(), b.strides(), shape)});
     map2_strided<<<grid_for(n), kThreads>>>(po, pa, pb, s, n, f);
@@ -574,8 +506,8 @@ void launch_map3(const char* op, Tensor& out, const Tensor& c, const Tensor& a, 
       contiguous_like(b, out)) {
     map3_contiguous<<<grid_for(n), kThreads>>>(po, pc, pa, pb, n, f);
   } else {
-    const Strided<4> s =
-        simplify<4>(op, shape,
+    const Walk<4> s =
+        simplify_walk<4>(op, shape,
                     {out.strides(), broadcast_strides(c.shape(), c.strides(), shape),
                      broadcast_strides(a.shape(), a.strides(), shape),
                      broadcast_strides(b.shape(), b.strides(), shape)});
@@ -705,7 +637,7 @@ void fill(Tensor& out, double value) {
     if (out.is_contiguous()) {
       fill_contiguous<<<grid_for(n), kThreads>>>(po, n, v);
     } else {
-      const Strided<1> s = simplify<1>("fill", out.shape(), {out.strides()});
+      const Walk<1> s = simplify_walk<1>("fill", out.shape(), {out.strides()});
       fill_strided<<<grid_for(n), kThreads>>>(po, s, n, v);
     }
   });

@@ -17,11 +17,11 @@
 // One kernel shape for the four indexed ops: one thread per element of the walked tensor (out
 // for index_select, src for index_add_, index for gather and scatter_add_), a grid-stride loop,
 // and a flat row-major index turned into one element offset per operand with a div/mod per dim
-// (Walk, below; simplified on the host: size-1 dims dropped, dims every operand steps over as
-// one fused). The indexed tensor is walked with its stride along `dim` set to 0, and the chosen
-// index times that stride is added on top. index_select and index_add_ need the coordinate along
-// `dim` to pick index[i]: it comes out of the same walk as one more operand whose stride is 1
-// along `dim` and 0 elsewhere.
+// (Walk, kernels/cuda/strided.cuh; simplified on the host: size-1 dims dropped, dims every operand
+// steps over as one fused). The indexed tensor is walked with its stride along `dim` set to 0, and
+// the chosen index times that stride is added on top. index_select and index_add_ need the
+// coordinate along `dim` to pick index[i]: it comes out of the same walk as one more operand whose
+// stride is 1 along `dim` and 0 elsewhere.
 //
 // The adds use atomicAdd, since a repeated index sends several threads to one element: float
 // sums then land in an unspecified order (not deterministic; int64 sums are exact).
@@ -29,9 +29,6 @@
 // one 8-byte copy back), so a bad index leaves every output untouched, as on the CPU.
 // cat is one strided copy (kernels/cuda/copy.h) per input into its narrow view of out.
 // All index math is 64-bit.
-//
-// The Walk is a compact copy of elementwise.cu's Strided/simplify (that one sits in its file's
-// anonymous namespace); copy.cu keeps another. One shared header would do for all three.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -46,6 +43,7 @@
 #include "kernels/cuda/copy.h"
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/strided.cuh"
 
 namespace selfsup::cuda {
 
@@ -53,43 +51,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops: enough blocks to fill the GPU
-constexpr int kMaxDims = 16;          // dims of a walk after simplification
-
-// ============================================================================================
-// The walk: one shape, K operands' strides, by value (at most 8 + 8 * 16 * 4 = 520 bytes)
-// ============================================================================================
-
-template <int K>
-struct Walk {
-  int ndim;                     // 0 (one element) .. kMaxDims
-  int64_t size[kMaxDims];       // size[0] is the innermost dim
-  int64_t stride[K][kMaxDims];  // operand k's step along each dim, in elements
-};
-
-// off[k] = element offset of operand k at flat row-major index i of the walked shape.
-template <int K>
-__device__ __forceinline__ void offsets_of(int64_t i, const Walk<K>& w, int64_t (&off)[K]) {
-#pragma unroll
-  for (int k = 0; k < K; ++k)
-    off[k] = 0;
-#pragma unroll
-  for (int d = 0; d < kMaxDims; ++d) {
-    if (d == w.ndim) break;
-    const int64_t q = i / w.size[d];
-    const int64_t r = i - q * w.size[d];
-#pragma unroll
-    for (int k = 0; k < K; ++k)
-      off[k] += r * w.stride[k][d];
-    i = q;
-  }
-}
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
 
 // atomicAdd for the three accumulating dtypes; int64 goes through the unsigned 64-bit overload
 // (two's complement: the same bits).
@@ -183,35 +144,7 @@ __global__ void __launch_bounds__(kThreads)
 // ============================================================================================
 
 unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
-}
-
-// The walk over `shape` for K operands: size-1 dims dropped, and a dim fused into the one inside
-// it when every operand steps over the inner dim exactly (row-major order is kept).
-template <int K>
-Walk<K> simplify(const char* op, const Shape& shape, const std::array<Shape, K>& strides) {
-  Walk<K> w{};
-  w.ndim = 0;
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    if (shape[d] == 1) continue;
-    if (w.ndim > 0) {
-      const int in = w.ndim - 1;
-      bool fuses = true;
-      for (int k = 0; k < K; ++k)
-        fuses = fuses && strides[k][d] == w.stride[k][in] * w.size[in];
-      if (fuses) {
-        w.size[in] *= shape[d];
-        continue;
-      }
-    }
-    SELFSUP_CHECK(w.ndim < kMaxDims, op, " (cuda): shape ", shape_str(shape), " needs more than ",
-                  kMaxDims, " dims after merging");
-    w.size[w.ndim] = shape[d];
-    for (int k = 0; k < K; ++k)
-      w.stride[k][w.ndim] = strides[k][d];
-    ++w.ndim;
-  }
-  return w;
+  return grid_stride_blocks(n, kThreads, kMaxBlocks);
 }
 
 // t's strides with the one along dim set to 0.
@@ -334,7 +267,7 @@ void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out
   const int64_t total = out.numel();
   if (total == 0) return;
   const Tensor idx = raw::contiguous(index);  // [n]
-  const Walk<3> w = simplify<3>(
+  const Walk<3> w = simplify_walk<3>(
       op, out.shape(), {out.strides(), strides_without(x, dim), coordinate_strides(x.dim(), dim)});
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -364,9 +297,9 @@ void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src
   const int64_t total = src.numel();
   if (total > 0) {
     const Tensor idx = raw::contiguous(index);  // [n]
-    const Walk<3> w =
-        simplify<3>(op, src.shape(),
-                    {src.strides(), strides_without(out, dim), coordinate_strides(out.dim(), dim)});
+    const Walk<3> w = simplify_walk<3>(
+        op, src.shape(),
+        {src.strides(), strides_without(out, dim), coordinate_strides(out.dim(), dim)});
     dispatch_accumulate(op, out.dtype(), [&](auto tag) {
       using T = decltype(tag);
       index_add_kernel<T><<<grid_for(total), kThreads>>>(
@@ -392,8 +325,8 @@ void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
   check_index_range(op, index, dim, x.size(dim));
   const int64_t total = index.numel();
   if (total == 0) return;
-  const Walk<3> w =
-      simplify<3>(op, index.shape(), {index.strides(), out.strides(), strides_without(x, dim)});
+  const Walk<3> w = simplify_walk<3>(op, index.shape(),
+                                     {index.strides(), out.strides(), strides_without(x, dim)});
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     gather_kernel<T><<<grid_for(total), kThreads>>>(
@@ -418,8 +351,8 @@ void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& s
   check_index_range(op, index, dim, out.size(dim));
   const int64_t total = index.numel();
   if (total > 0) {
-    const Walk<3> w =
-        simplify<3>(op, index.shape(), {index.strides(), src.strides(), strides_without(out, dim)});
+    const Walk<3> w = simplify_walk<3>(op, index.shape(),
+                                       {index.strides(), src.strides(), strides_without(out, dim)});
     dispatch_accumulate(op, out.dtype(), [&](auto tag) {
       using T = decltype(tag);
       scatter_add_kernel<T><<<grid_for(total), kThreads>>>(out.data_ptr<T>(), src.data_ptr<T>(),

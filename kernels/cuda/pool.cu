@@ -40,6 +40,7 @@
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/pool.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/strided.cuh"
 
 namespace selfsup::cuda {
 
@@ -68,13 +69,6 @@ __device__ __forceinline__ Window window(int64_t o, int64_t kernel, int64_t stri
 // PyTorch's adaptive rule: cell o of out covers [floor(o*in/out), ceil((o+1)*in/out)).
 __device__ __forceinline__ Window adaptive_window(int64_t o, int64_t in, int64_t out) {
   return {(o * in) / out, ((o + 1) * in + out - 1) / out};
-}
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
 }
 
 // ============================================================================================
@@ -264,7 +258,7 @@ __global__ void __launch_bounds__(kThreads)
 // ============================================================================================
 
 unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::min(ceil_div(n, kThreads), kMaxBlocks));
+  return grid_stride_blocks(n, kThreads, kMaxBlocks);
 }
 
 // A defined float32/float64 4-d tensor on `device` (the first tensor's device when undefined).
