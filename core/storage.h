@@ -32,6 +32,17 @@ class Allocator {
 Allocator* get_allocator(DeviceType type);
 void set_allocator(DeviceType type, Allocator* allocator);
 
+// The CPU allocator caches freed blocks of 64 KiB and more for reuse (see storage.cpp); these
+// report and release that cache.
+struct CpuAllocatorStats {
+  size_t bytes_in_use = 0;   // large blocks held by tensors
+  size_t bytes_cached = 0;   // large blocks freed by tensors, kept for reuse
+  size_t system_allocs = 0;  // large blocks taken from the C library so far
+};
+CpuAllocatorStats cpu_allocator_stats();
+// Returns every cached block to the C library.
+void cpu_empty_cache();
+
 // Page-locked ("pinned") host memory, which the GPU's copy engines read directly, so a
 // host->device copy from it runs at full bus speed and can overlap compute. The CUDA backend
 // registers an allocator for it when it finds a GPU; until then (or in a CPU-only build) there is

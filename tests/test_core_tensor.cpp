@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/random.h"
+#include "core/storage.h"
 #include "core/tensor.h"
 #include "core/views.h"
 
@@ -193,4 +194,31 @@ TEST(PinnedMemory, EmptyPinnedUsesTheRegisteredAllocator) {
   EXPECT_EQ(counting.frees, 1);
   set_pinned_host_allocator(previous);
   EXPECT_THROW(empty_pinned({2, -1}), Error);
+}
+
+// The CPU allocator keeps freed large blocks and hands them back for the next request of the
+// same rounded size (no fresh pages to fault in); small blocks are not cached; emptying the
+// cache returns its blocks.
+TEST(CpuAllocator, ReusesFreedLargeBlocksAndCanBeEmptied) {
+  cpu_empty_cache();
+  const CpuAllocatorStats before = cpu_allocator_stats();
+  void* first = nullptr;
+  {
+    Tensor big = empty({300000});  // 1.2 MB of float32: cached when freed
+    first = big.raw_data_ptr();
+    EXPECT_EQ(cpu_allocator_stats().system_allocs, before.system_allocs + 1);
+  }
+  EXPECT_GE(cpu_allocator_stats().bytes_cached, size_t{1200000});
+  {
+    Tensor again = empty({299000});  // rounds to the same 2 MiB block
+    EXPECT_EQ(again.raw_data_ptr(), first);
+    EXPECT_EQ(cpu_allocator_stats().system_allocs, before.system_allocs + 1);  // no new block
+    EXPECT_EQ(cpu_allocator_stats().bytes_cached, before.bytes_cached);
+  }
+  {
+    Tensor small = empty({100});  // 400 bytes: straight from the C library, never cached
+    EXPECT_EQ(cpu_allocator_stats().bytes_in_use, before.bytes_in_use);
+  }
+  cpu_empty_cache();
+  EXPECT_EQ(cpu_allocator_stats().bytes_cached, size_t{0});
 }
