@@ -13,8 +13,10 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/conv.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using selfsup::cpu::Conv2dParams;
 
 namespace {
@@ -33,21 +35,12 @@ std::string describe(const ConvCase& c) {
          std::to_string(c.p.pad_w);
 }
 
-Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
-  Generator gen(seed);
-  return randn(shape, dtype, &gen);
-}
-
-// The same values as random_tensor(shape) but stored with the last two dims swapped, so the
+// The same values as random_normal(shape) but stored with the last two dims swapped, so the
 // result is a non-contiguous (transposed) view.
 Tensor random_transposed(const Shape& shape, DType dtype, uint64_t seed) {
   Shape swapped = shape;
   std::swap(swapped[2], swapped[3]);
-  return raw::transpose(random_tensor(swapped, dtype, seed), 2, 3);
-}
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, std::numeric_limits<double>::quiet_NaN(), dtype);
+  return raw::transpose(random_normal(swapped, dtype, seed), 2, 3);
 }
 
 int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p) {
@@ -110,13 +103,6 @@ void direct_conv_backward(const ConvCase& c, const std::vector<double>& go,
         }
 }
 
-void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
-}
-
 Shape out_shape(const ConvCase& c) {
   return {c.N, c.O, out_size(c.H, c.KH, c.p.stride_h, c.p.pad_h),
           out_size(c.W, c.KW, c.p.stride_w, c.p.pad_w)};
@@ -146,9 +132,9 @@ TEST(CpuConv, ForwardMatchesDirectLoops) {
   for (DType dt : {kFloat64, kFloat32}) {
     const double tol = dt == kFloat64 ? 1e-12 : 2e-5;
     for (const ConvCase& c : kForwardCases) {
-      Tensor x = random_tensor({c.N, c.C, c.H, c.W}, dt, 1);
-      Tensor w = random_tensor({c.O, c.C, c.KH, c.KW}, dt, 2);
-      Tensor b = c.bias ? random_tensor({c.O}, dt, 3) : Tensor();
+      Tensor x = random_normal({c.N, c.C, c.H, c.W}, dt, 1);
+      Tensor w = random_normal({c.O, c.C, c.KH, c.KW}, dt, 2);
+      Tensor b = c.bias ? random_normal({c.O}, dt, 3) : Tensor();
       Tensor out = poisoned(out_shape(c), dt);
       cpu::conv2d(x, w, b, c.p, out);
       auto want = direct_conv(c, x.to_vector<double>(), w.to_vector<double>(),
@@ -163,7 +149,7 @@ TEST(CpuConv, ForwardNonContiguousInputsAndOutput) {
   for (DType dt : {kFloat64, kFloat32}) {
     Tensor x = random_transposed({c.N, c.C, c.H, c.W}, dt, 4);
     Tensor w = random_transposed({c.O, c.C, c.KH, c.KW}, dt, 5);
-    Tensor b = raw::select(random_tensor({2, c.O}, dt, 6), 0, 1);
+    Tensor b = raw::select(random_normal({2, c.O}, dt, 6), 0, 1);
     Shape os = out_shape(c);
     // out: a transposed view of a poisoned buffer.
     Tensor out = raw::transpose(poisoned({os[0], os[1], os[3], os[2]}, dt), 2, 3);
@@ -181,7 +167,7 @@ TEST(CpuConv, Im2colMatchesDefinitionAndCol2imIsItsAdjoint) {
   const int64_t OH = out_size(H, KH, p.stride_h, p.pad_h),
                 OW = out_size(W, KW, p.stride_w, p.pad_w);
   const int64_t rows = C * KH * KW, cols_n = OH * OW;
-  Tensor img = random_tensor({C, H, W}, kFloat64, 7);
+  Tensor img = random_normal({C, H, W}, kFloat64, 7);
   std::vector<double> cols(rows * cols_n, std::nan(""));
   cpu::im2col(img.data_ptr<double>(), C, H, W, KH, KW, p, cols.data());
   const double* x = img.data_ptr<double>();
@@ -196,7 +182,7 @@ TEST(CpuConv, Im2colMatchesDefinitionAndCol2imIsItsAdjoint) {
             ASSERT_EQ(cols[((c * KH + i) * KW + j) * cols_n + y * OW + xo], want);
           }
   // <col2im(r), img> == <r, im2col(img)> for a random r.
-  Tensor r = random_tensor({rows, cols_n}, kFloat64, 8);
+  Tensor r = random_normal({rows, cols_n}, kFloat64, 8);
   std::vector<double> back(C * H * W, 0.0);
   cpu::col2im(r.data_ptr<double>(), C, H, W, KH, KW, p, back.data());
   double lhs = 0, rhs = 0;
@@ -226,10 +212,10 @@ TEST(CpuConv, BackwardMatchesFiniteDifferences) {
       {1, 2, 7, 6, 2, 5, 5, {2, 1, 2, 2}, true},
   };
   for (const ConvCase& c : cases) {
-    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat64, 11);
-    Tensor w = random_tensor({c.O, c.C, c.KH, c.KW}, kFloat64, 12);
-    Tensor b = random_tensor({c.O}, kFloat64, 13);
-    Tensor R = random_tensor(out_shape(c), kFloat64, 14);
+    Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat64, 11);
+    Tensor w = random_normal({c.O, c.C, c.KH, c.KW}, kFloat64, 12);
+    Tensor b = random_normal({c.O}, kFloat64, 13);
+    Tensor R = random_normal(out_shape(c), kFloat64, 14);
     auto loss = [&]() {
       Tensor out = poisoned(out_shape(c), kFloat64);
       cpu::conv2d(x, w, b, c.p, out);
@@ -271,7 +257,7 @@ TEST(CpuConv, BackwardMatchesDirectLoopsOnEveryPath) {
       const double tol = dt == kFloat64 ? 1e-11 : 1e-4;
       for (const ConvCase& c : kForwardCases) {
         Tensor x = random_transposed({c.N, c.C, c.H, c.W}, dt, 21);
-        Tensor w = random_tensor({c.O, c.C, c.KH, c.KW}, dt, 22);
+        Tensor w = random_normal({c.O, c.C, c.KH, c.KW}, dt, 22);
         Shape os = out_shape(c);
         Tensor go = random_transposed(os, dt, 23);
         Tensor gx = poisoned(x.shape(), dt), gw = poisoned(w.shape(), dt), gb = poisoned({c.O}, dt);
@@ -292,9 +278,9 @@ TEST(CpuConv, BackwardMatchesDirectLoopsOnEveryPath) {
 
 TEST(CpuConv, BackwardSkipsUndefinedOutputs) {
   const ConvCase c{4, 3, 8, 7, 5, 3, 3, {1, 2, 1, 0}, true};
-  Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat64, 31);
-  Tensor w = random_tensor({c.O, c.C, c.KH, c.KW}, kFloat64, 32);
-  Tensor go = random_tensor(out_shape(c), kFloat64, 33);
+  Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat64, 31);
+  Tensor w = random_normal({c.O, c.C, c.KH, c.KW}, kFloat64, 32);
+  Tensor go = random_normal(out_shape(c), kFloat64, 33);
   Tensor gx = poisoned(x.shape(), kFloat64), gw = poisoned(w.shape(), kFloat64),
          gb = poisoned({c.O}, kFloat64);
   cpu::conv2d_backward(go, x, w, c.p, gx, gw, gb);
@@ -310,18 +296,6 @@ TEST(CpuConv, BackwardSkipsUndefinedOutputs) {
   EXPECT_EQ(gb_only.to_vector<double>(), gb.to_vector<double>());
   EXPECT_NO_THROW(cpu::conv2d_backward(go, x, w, c.p, none, none, none));
 }
-
-namespace {
-void expect_error(const std::function<void()>& fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << fragment;
-  }
-}
-}  // namespace
 
 TEST(CpuConv, ErrorsNameTheShapes) {
   Tensor x = zeros({2, 3, 8, 8}), w = zeros({4, 5, 3, 3}), out = zeros({2, 4, 6, 6});

@@ -13,8 +13,10 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/elementwise.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using namespace selfsup::cpu;
 
 namespace {
@@ -41,20 +43,6 @@ std::string layout_name(Layout l) {
   return "?";
 }
 
-struct Values {
-  double lo = -3.0, hi = 3.0;
-  bool integers = false;  // small whole numbers, so comparisons and extremes see ties
-};
-
-// A fresh contiguous tensor of random values.
-Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, Values v = {}) {
-  std::uniform_real_distribution<double> u(v.lo, v.hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = v.integers ? std::round(u(rng)) : u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
 // A tensor of `shape` laid out as asked: a transposed view of its storage, a narrowed window of
 // a wider tensor, or a size-1 dim expanded with stride 0. Falls back to contiguous when the
 // shape cannot carry the layout.
@@ -75,10 +63,6 @@ Tensor make_input(const Shape& shape, DType dtype, Layout layout, std::mt19937_6
     return raw::expand(random_tensor(s, dtype, rng, v), shape);
   }
   return random_tensor(shape, dtype, rng, v);
-}
-
-double poison_value(DType dtype) {
-  return is_floating(dtype) ? kNaN : 171.0;
 }
 
 // An output filled with poison, contiguous or as a transposed view.
@@ -143,17 +127,6 @@ void expect_matches(const Tensor& out, const std::vector<double>& expected, doub
       ++failures;
       ADD_FAILURE() << what << ": element " << i << " is " << g << ", expected " << e;
     }
-  }
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a selfsup::Error mentioning " << fragments[0];
-  } catch (const Error& e) {
-    for (const std::string& frag : fragments)
-      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-          << "message \"" << e.what() << "\" lacks \"" << frag << "\"";
   }
 }
 

@@ -10,19 +10,12 @@
 #include "core/random.h"
 #include "core/views.h"
 #include "kernels/cpu/ema.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<double> naive_ema(const Tensor& target, const Tensor& source, double m) {
   auto t = target.to_vector<double>();
@@ -30,14 +23,6 @@ std::vector<double> naive_ema(const Tensor& target, const Tensor& source, double
   for (size_t i = 0; i < t.size(); ++i)
     t[i] = m * t[i] + (1 - m) * s[i];
   return t;
-}
-
-void expect_close(const Tensor& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  const auto g = got.to_vector<double>();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  for (size_t i = 0; i < g.size(); ++i)
-    ASSERT_NEAR(g[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
 }
 
 class EmaTest : public ::testing::TestWithParam<DType> {

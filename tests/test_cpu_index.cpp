@@ -11,19 +11,12 @@
 #include "core/random.h"
 #include "core/views.h"
 #include "kernels/cpu/index.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using selfsup::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Values 0..199 for integer types, so a uint8 poison of 233 can never be a real value.
 Tensor random_values(const Shape& s, DType dt, Generator& gen) {

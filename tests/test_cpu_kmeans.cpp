@@ -17,22 +17,15 @@
 #include "core/random.h"
 #include "core/views.h"
 #include "kernels/cpu/kmeans.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using Mat = std::vector<std::vector<double>>;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Mat to_mat(const Tensor& t) {
   const auto v = raw::contiguous(t).to_vector<double>();

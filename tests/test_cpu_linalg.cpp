@@ -12,14 +12,12 @@
 #include "core/random.h"
 #include "core/views.h"
 #include "kernels/cpu/linalg.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, std::numeric_limits<double>::quiet_NaN(), dtype);
-}
 
 // out[b][i][j] = sum_k a[b][i][k] * b[b][k][j] in double, for 3-d a and b (any strides).
 std::vector<double> naive_bmm(const Tensor& a, const Tensor& b) {
@@ -44,23 +42,6 @@ std::vector<double> naive_matmul(const Tensor& a, const Tensor& b) {
 // Relative-to-scale tolerance: float32 products of K terms of size ~1 err by ~K * 1e-7.
 double tolerance(DType dtype, int64_t k) {
   return (dtype == kFloat32 ? 2e-6 : 1e-13) * static_cast<double>(k + 1);
-}
-
-void expect_close(const Tensor& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  const auto g = got.to_vector<double>();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  for (size_t i = 0; i < g.size(); ++i)
-    ASSERT_NEAR(g[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 class LinalgTest : public ::testing::TestWithParam<DType> {

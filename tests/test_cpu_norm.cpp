@@ -12,41 +12,19 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/norm.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
-
-Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double scale = 1.0,
-                     double shift = 0.0) {
-  Generator gen(seed);
-  Tensor t = randn(shape, dtype, &gen);
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* p = t.data_ptr<T>();
-    for (int64_t i = 0; i < t.numel(); ++i)
-      p[i] = static_cast<T>(p[i] * scale + shift);
-  });
-  return t;
-}
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, std::numeric_limits<double>::quiet_NaN(), dtype);
-}
 
 // A non-contiguous [N, C, ...] tensor: stored with dims 0 and 1 swapped.
 Tensor random_swapped(const Shape& shape, DType dtype, uint64_t seed, double scale = 1.0,
                       double shift = 0.0) {
   Shape s = shape;
   std::swap(s[0], s[1]);
-  return raw::transpose(random_tensor(s, dtype, seed, scale, shift), 0, 1);
-}
-
-void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
+  return raw::transpose(random_normal(s, dtype, seed, scale, shift), 0, 1);
 }
 
 std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& loss) {
@@ -70,16 +48,6 @@ double dot(const Tensor& a, const Tensor& b) {
   for (size_t i = 0; i < av.size(); ++i)
     s += av[i] * bv[i];
   return s;
-}
-
-void expect_error(const std::function<void()>& fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << fragment;
-  }
 }
 
 // Per-channel mean and biased variance of a row-major [N, C, S] vector, in double.
@@ -113,7 +81,7 @@ TEST(CpuBatchNorm, TrainingNormalisesEachChannelAndUpdatesRunningStats) {
     for (const Shape& shape : kBatchShapes) {
       const int64_t N = shape[0], C = shape[1], S = shape_numel(shape) / (N * C);
       Tensor x = random_swapped(shape, dt, 1, 3.0, 2.0);  // mean ~2, std ~3, non-contiguous
-      Tensor rm = random_tensor({C}, dt, 2), rv = full({C}, 1.5, dt);
+      Tensor rm = random_normal({C}, dt, 2), rv = full({C}, 1.5, dt);
       const auto rm0 = rm.to_vector<double>(), rv0 = rv.to_vector<double>();
       Tensor none, out = poisoned(shape, dt);
       Tensor sm = poisoned({C}, dt), si = poisoned({C}, dt);
@@ -142,10 +110,10 @@ TEST(CpuBatchNorm, AffineAndEvalMatchTheFormula) {
     const double tol = dt == kFloat64 ? 1e-12 : 1e-5;
     for (const Shape& shape : kBatchShapes) {
       const int64_t N = shape[0], C = shape[1], S = shape_numel(shape) / (N * C);
-      Tensor x = random_tensor(shape, dt, 3, 2.0, -1.0);
-      Tensor w = random_tensor({C}, dt, 4), b = random_tensor({C}, dt, 5);
-      Tensor rm = random_tensor({C}, dt, 6);
-      Tensor rv = random_tensor({C}, dt, 7, 0.2, 1.0);  // positive
+      Tensor x = random_normal(shape, dt, 3, 2.0, -1.0);
+      Tensor w = random_normal({C}, dt, 4), b = random_normal({C}, dt, 5);
+      Tensor rm = random_normal({C}, dt, 6);
+      Tensor rv = random_normal({C}, dt, 7, 0.2, 1.0);  // positive
       const double eps = 1e-3;
       for (bool training : {true, false}) {
         Tensor rm_copy = raw::clone(rm), rv_copy = raw::clone(rv);
@@ -174,7 +142,7 @@ TEST(CpuBatchNorm, AffineAndEvalMatchTheFormula) {
 
 TEST(CpuBatchNorm, NonContiguousRunningStatsAndOutput) {
   const Shape shape{6, 5, 4};
-  Tensor x = random_tensor(shape, kFloat64, 8);
+  Tensor x = random_normal(shape, kFloat64, 8);
   Tensor stats = zeros({5, 2}, kFloat64);  // columns: running mean, running var
   Tensor rm = raw::select(stats, 1, 0), rv = raw::select(stats, 1, 1);
   raw::copy_(rv, ones({5}, kFloat64));
@@ -197,9 +165,9 @@ TEST(CpuBatchNorm, NonContiguousRunningStatsAndOutput) {
 TEST(CpuBatchNorm, BackwardMatchesFiniteDifferences) {
   for (const Shape& shape : {Shape{7, 3}, Shape{3, 4, 5}, Shape{2, 3, 3, 4}}) {
     const int64_t C = shape[1];
-    Tensor x = random_tensor(shape, kFloat64, 9, 2.0, 1.0);
-    Tensor w = random_tensor({C}, kFloat64, 10), b = random_tensor({C}, kFloat64, 11);
-    Tensor R = random_tensor(shape, kFloat64, 12);
+    Tensor x = random_normal(shape, kFloat64, 9, 2.0, 1.0);
+    Tensor w = random_normal({C}, kFloat64, 10), b = random_normal({C}, kFloat64, 11);
+    Tensor R = random_normal(shape, kFloat64, 12);
     Tensor none;
     const double eps = 1e-4;
     auto loss = [&] {
@@ -231,8 +199,8 @@ TEST(CpuBatchNorm, BackwardMatchesFiniteDifferences) {
 
 TEST(CpuBatchNorm, BackwardFloat32AgreesWithFloat64OnALargeBatch) {
   const Shape shape{37, 17, 9, 7};
-  Tensor x = random_tensor(shape, kFloat64, 13), R = random_tensor(shape, kFloat64, 14);
-  Tensor w = random_tensor({17}, kFloat64, 15), none;
+  Tensor x = random_normal(shape, kFloat64, 13), R = random_normal(shape, kFloat64, 14);
+  Tensor w = random_normal({17}, kFloat64, 15), none;
   Tensor gx[2], gw[2], gb[2];
   int k = 0;
   for (DType dt : {kFloat64, kFloat32}) {
@@ -250,10 +218,10 @@ TEST(CpuBatchNorm, BackwardFloat32AgreesWithFloat64OnALargeBatch) {
 
 TEST(CpuBatchNorm, EvalBackwardIsTheAffineMap) {
   const Shape shape{4, 3, 5};
-  Tensor x = random_tensor(shape, kFloat64, 16);
-  Tensor w = random_tensor({3}, kFloat64, 17), b = random_tensor({3}, kFloat64, 18);
-  Tensor rm = random_tensor({3}, kFloat64, 19), rv = random_tensor({3}, kFloat64, 20, 0.1, 1.0);
-  Tensor R = random_tensor(shape, kFloat64, 21);
+  Tensor x = random_normal(shape, kFloat64, 16);
+  Tensor w = random_normal({3}, kFloat64, 17), b = random_normal({3}, kFloat64, 18);
+  Tensor rm = random_normal({3}, kFloat64, 19), rv = random_normal({3}, kFloat64, 20, 0.1, 1.0);
+  Tensor R = random_normal(shape, kFloat64, 21);
   Tensor sm = poisoned({3}, kFloat64), si = poisoned({3}, kFloat64);
   auto loss = [&] {
     Tensor out = poisoned(shape, kFloat64);
@@ -311,7 +279,7 @@ TEST(CpuLayerNorm, NormalisesEachRowAndMatchesTheFormula) {
           stat(c.shape.begin(), c.shape.end() - c.k);
       const int64_t D = shape_numel(row), M = shape_numel(stat);
       Tensor x = random_swapped(c.shape, dt, 22, 3.0, -2.0);
-      Tensor w = random_tensor(row, dt, 23), b = random_tensor(row, dt, 24);
+      Tensor w = random_normal(row, dt, 23), b = random_normal(row, dt, 24);
       const double eps = 1e-5;
       for (bool affine : {false, true}) {
         Tensor out = poisoned(c.shape, dt), mean = poisoned(stat, dt), rstd = poisoned(stat, dt);
@@ -348,9 +316,9 @@ TEST(CpuLayerNorm, BackwardMatchesFiniteDifferences) {
   };
   for (const Case& c : std::vector<Case>{{{5, 7}, 1}, {{2, 3, 4, 3}, 2}, {{3, 5}, 2}}) {
     const Shape row(c.shape.end() - c.k, c.shape.end()), stat(c.shape.begin(), c.shape.end() - c.k);
-    Tensor x = random_tensor(c.shape, kFloat64, 25, 2.0, 0.5);
-    Tensor w = random_tensor(row, kFloat64, 26), b = random_tensor(row, kFloat64, 27);
-    Tensor R = random_tensor(c.shape, kFloat64, 28);
+    Tensor x = random_normal(c.shape, kFloat64, 25, 2.0, 0.5);
+    Tensor w = random_normal(row, kFloat64, 26), b = random_normal(row, kFloat64, 27);
+    Tensor R = random_normal(c.shape, kFloat64, 28);
     Tensor mean = poisoned(stat, kFloat64), rstd = poisoned(stat, kFloat64);
     auto loss = [&] {
       Tensor out = poisoned(c.shape, kFloat64);
@@ -380,8 +348,8 @@ TEST(CpuLayerNorm, BackwardMatchesFiniteDifferences) {
 TEST(CpuLayerNorm, LargeBackwardMatchesDirectLoops) {
   const int64_t M = 301, D = 173;
   for (DType dt : {kFloat64, kFloat32}) {
-    Tensor x = random_tensor({M, D}, dt, 29), w = random_tensor({D}, dt, 30);
-    Tensor R = random_tensor({M, D}, dt, 31);
+    Tensor x = random_normal({M, D}, dt, 29), w = random_normal({D}, dt, 30);
+    Tensor R = random_normal({M, D}, dt, 31);
     Tensor out = poisoned({M, D}, dt), mean = poisoned({M}, dt), rstd = poisoned({M}, dt), none;
     cpu::layer_norm(x, 1, w, none, 1e-5, out, mean, rstd);
     Tensor gx = poisoned({M, D}, dt), gw = poisoned({D}, dt), gb = poisoned({D}, dt);
@@ -485,7 +453,7 @@ TEST(CpuDropout, KeepsAFractionOneMinusP) {
 }
 
 TEST(CpuDropout, ZeroIsIdentityOneIsZeros) {
-  Tensor x = random_tensor({5, 7}, kFloat64, 33);
+  Tensor x = random_normal({5, 7}, kFloat64, 33);
   Generator gen(5);
   Tensor out = poisoned({5, 7}, kFloat64), mask = zeros({5, 7}, kUInt8);
   cpu::dropout(x, 0.0, gen, out, mask);
@@ -496,7 +464,7 @@ TEST(CpuDropout, ZeroIsIdentityOneIsZeros) {
   EXPECT_EQ(out.to_vector<double>(), std::vector<double>(35, 0.0));
   EXPECT_EQ(mask.to_vector<uint8_t>(), std::vector<uint8_t>(35, 0));
   EXPECT_EQ(gen.offset(), 70u);
-  Tensor g = random_tensor({5, 7}, kFloat64, 34), gx = poisoned({5, 7}, kFloat64);
+  Tensor g = random_normal({5, 7}, kFloat64, 34), gx = poisoned({5, 7}, kFloat64);
   cpu::dropout_backward(g, mask, 1.0, gx);
   EXPECT_EQ(gx.to_vector<double>(), std::vector<double>(35, 0.0));
 }
@@ -505,7 +473,7 @@ TEST(CpuDropout, BackwardScalesByTheMask) {
   for (DType dt : {kFloat32, kFloat64}) {
     const Shape shape{23, 19};
     const double p = 0.4;
-    Tensor x = random_tensor(shape, dt, 35), out = poisoned(shape, dt);
+    Tensor x = random_normal(shape, dt, 35), out = poisoned(shape, dt);
     Tensor mask = zeros(shape, kUInt8);
     Generator gen(7);
     cpu::dropout(x, p, gen, out, mask);

@@ -13,24 +13,17 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/pool.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using selfsup::cpu::Pool2dParams;
 
 namespace {
 
-Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
-  Generator gen(seed);
-  return randn(shape, dtype, &gen);
-}
-
 // The same kind of values, stored [N, C, W, H] and viewed as [N, C, H, W]: non-contiguous.
 Tensor random_transposed(const Shape& shape, DType dtype, uint64_t seed) {
-  return raw::transpose(random_tensor({shape[0], shape[1], shape[3], shape[2]}, dtype, seed), 2, 3);
-}
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, std::numeric_limits<double>::quiet_NaN(), dtype);
+  return raw::transpose(random_normal({shape[0], shape[1], shape[3], shape[2]}, dtype, seed), 2, 3);
 }
 
 int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p) {
@@ -119,13 +112,6 @@ std::vector<double> naive_adaptive(int64_t planes, int64_t H, int64_t W, int64_t
   return out;
 }
 
-void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
-}
-
 // Central differences of loss() with respect to every element of the contiguous float64 t.
 std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& loss) {
   std::vector<double> g(t.numel());
@@ -148,16 +134,6 @@ double dot(const Tensor& a, const Tensor& b) {
   for (size_t i = 0; i < av.size(); ++i)
     s += av[i] * bv[i];
   return s;
-}
-
-void expect_error(const std::function<void()>& fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << fragment;
-  }
 }
 
 std::string describe(const PoolCase& c) {
@@ -202,8 +178,8 @@ TEST(CpuPool, MaxPoolPaddingNeverWinsAndNanPropagates) {
 
 TEST(CpuPool, MaxPoolBackwardMatchesFiniteDifferencesAndScatter) {
   for (const PoolCase& c : std::vector<PoolCase>(kCases.begin(), kCases.end() - 1)) {
-    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat64, 2);
-    Tensor R = random_tensor(c.out_shape(), kFloat64, 3);
+    Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat64, 2);
+    Tensor R = random_normal(c.out_shape(), kFloat64, 3);
     auto loss = [&] {
       Tensor out = poisoned(c.out_shape(), kFloat64), idx = zeros(c.out_shape(), kInt64);
       cpu::max_pool2d(x, c.p, out, idx);
@@ -217,7 +193,7 @@ TEST(CpuPool, MaxPoolBackwardMatchesFiniteDifferencesAndScatter) {
   }
   // float32, non-contiguous grad_out, the parallel case: against a naive scatter.
   const PoolCase& c = kCases.back();
-  Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat32, 4);
+  Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat32, 4);
   Tensor out = poisoned(c.out_shape(), kFloat32), idx = zeros(c.out_shape(), kInt64);
   cpu::max_pool2d(x, c.p, out, idx);
   Tensor go = random_transposed(c.out_shape(), kFloat32, 5);
@@ -246,8 +222,8 @@ TEST(CpuPool, AvgPoolMatchesNaiveLoops) {
 
 TEST(CpuPool, AvgPoolBackwardMatchesFiniteDifferences) {
   for (const PoolCase& c : std::vector<PoolCase>(kCases.begin(), kCases.end() - 1)) {
-    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat64, 7);
-    Tensor R = random_tensor(c.out_shape(), kFloat64, 8);
+    Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat64, 7);
+    Tensor R = random_normal(c.out_shape(), kFloat64, 8);
     auto loss = [&] {
       Tensor out = poisoned(c.out_shape(), kFloat64);
       cpu::avg_pool2d(x, c.p, out);
@@ -286,8 +262,8 @@ TEST(CpuPool, AdaptiveAvgPoolMatchesNaiveLoops) {
                    dt == kFloat64 ? 1e-13 : 1e-5, "adaptive " + std::to_string(c.H));
     }
     if (c.N * c.C * c.H * c.W > 5000) continue;  // finite differences on the small ones
-    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat64, 11);
-    Tensor R = random_tensor({c.N, c.C, c.OH, c.OW}, kFloat64, 12);
+    Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat64, 11);
+    Tensor R = random_normal({c.N, c.C, c.OH, c.OW}, kFloat64, 12);
     auto loss = [&] {
       Tensor out = poisoned({c.N, c.C, c.OH, c.OW}, kFloat64);
       cpu::adaptive_avg_pool2d(x, out);
@@ -302,7 +278,7 @@ TEST(CpuPool, AdaptiveAvgPoolMatchesNaiveLoops) {
 TEST(CpuPool, NonContiguousOutputs) {
   const PoolCase& c = kCases[0];
   Shape os = c.out_shape();
-  Tensor x = random_tensor({c.N, c.C, c.H, c.W}, kFloat32, 13);
+  Tensor x = random_normal({c.N, c.C, c.H, c.W}, kFloat32, 13);
   Tensor out = raw::transpose(poisoned({os[0], os[1], os[3], os[2]}, kFloat32), 2, 3);
   Tensor idx = raw::transpose(full({os[0], os[1], os[3], os[2]}, -1, kInt64), 2, 3);
   cpu::max_pool2d(x, c.p, out, idx);

@@ -12,8 +12,10 @@
 #include "core/tensor.h"
 #include "core/views.h"
 #include "kernels/cpu/reduce.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using namespace selfsup::cpu;
 
 namespace {
@@ -41,19 +43,6 @@ std::string layout_name(Layout l) {
   return "?";
 }
 
-struct Values {
-  double lo = -3.0, hi = 3.0;
-  bool integers = false;  // small whole numbers, so extremes tie
-};
-
-Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, Values v = {}) {
-  std::uniform_real_distribution<double> u(v.lo, v.hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = v.integers ? std::round(u(rng)) : u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
 // Transposed (the first two dims), narrowed (the last dim) or expanded (the first dim) views.
 Tensor make_input(const Shape& shape, DType dtype, Layout layout, std::mt19937_64& rng,
                   Values v = {}) {
@@ -76,7 +65,7 @@ Tensor make_input(const Shape& shape, DType dtype, Layout layout, std::mt19937_6
 
 // A poisoned output, contiguous or a transposed view (last two dims).
 Tensor make_out(const Shape& shape, DType dtype, bool transposed = false) {
-  const double poison = is_floating(dtype) ? kNaN : -77.0;
+  const double poison = poison_value(dtype, -77.0);
   const int64_t nd = static_cast<int64_t>(shape.size());
   if (!transposed || nd < 2) return full(shape, poison, dtype);
   Shape s = shape;
@@ -156,17 +145,6 @@ void expect_matches(const Tensor& out, const std::vector<double>& expected, doub
       ++failures;
       ADD_FAILURE() << what << ": element " << i << " is " << g << ", expected " << e;
     }
-  }
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a selfsup::Error mentioning " << fragments[0];
-  } catch (const Error& e) {
-    for (const std::string& frag : fragments)
-      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-          << "message \"" << e.what() << "\" lacks \"" << frag << "\"";
   }
 }
 

@@ -12,33 +12,12 @@
 #include "core/strided.h"
 #include "core/views.h"
 #include "kernels/cpu/softmax.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, kNaN, dtype);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void expect_close(const Tensor& got, const std::vector<double>& want, double tol,
-                  const std::string& what) {
-  const auto g = got.to_vector<double>();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  for (size_t i = 0; i < g.size(); ++i)
-    ASSERT_NEAR(g[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
-}
 
 // The flat (row-major) indices of the elements of each row along dim of a tensor of `shape`.
 std::vector<std::vector<int64_t>> rows_of(const Shape& shape, int64_t dim) {

@@ -22,12 +22,16 @@
 #include "kernels/cuda/conv.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using selfsup::test::error_of;
+using selfsup::test::mentions;
+using selfsup::test::poisoned_gpu;
+using selfsup::test::to_cpu;
+using selfsup::test::to_gpu;
 
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct Case {
   int64_t N, C, H, W, O, KH, KW;
@@ -71,19 +75,9 @@ std::vector<int> versions() {
   return v;
 }
 
-Tensor gpu(const Tensor& t) {
-  return raw::to_device(t, Device::cuda());
-}
-Tensor host(const Tensor& t) {
-  return raw::to_device(t, kCPU);
-}
-Tensor poisoned_gpu(const Shape& shape, DType dt) {
-  return full(shape, kNaN, TensorOptions(dt).device(Device::cuda()));
-}
-
 // max |got - want| relative to max |want| (at least 1), failing on any NaN in got.
 void expect_close(const Tensor& got_gpu, const Tensor& want, DType dt, const std::string& what) {
-  const Tensor got = raw::to_dtype(raw::contiguous(host(got_gpu)), kFloat64);
+  const Tensor got = raw::to_dtype(raw::contiguous(to_cpu(got_gpu)), kFloat64);
   const Tensor ref = raw::to_dtype(raw::contiguous(want), kFloat64);
   ASSERT_EQ(got.shape(), ref.shape()) << what;
   const double* g = got.data_ptr<double>();
@@ -134,8 +128,8 @@ TEST(CudaConv, ForwardMatchesTheCpuForEveryVersion) {
       const Operands ops = make_operands(c, dt, seed++);
       Tensor want = empty({c.N, c.O, out_h(c), out_w(c)}, dt);
       cpu::conv2d(ops.x, ops.w, ops.bias, c.p, want);
-      const Tensor x = gpu(ops.x), w = gpu(ops.w);
-      const Tensor bias = c.bias ? gpu(ops.bias) : Tensor();
+      const Tensor x = to_gpu(ops.x), w = to_gpu(ops.w);
+      const Tensor bias = c.bias ? to_gpu(ops.bias) : Tensor();
       for (int v : versions()) {
         Tensor out = poisoned_gpu(want.shape(), dt);
         cuda::conv2d_forward_version(x, w, bias, c.p, out, v);
@@ -153,7 +147,7 @@ TEST(CudaConv, BackwardMatchesTheCpuForEveryVersionSkippingEachGradInTurn) {
       Tensor want_x = empty(ops.x.shape(), dt), want_w = empty(ops.w.shape(), dt),
              want_b = empty({c.O}, dt);
       cpu::conv2d_backward(ops.grad_out, ops.x, ops.w, c.p, want_x, want_w, want_b);
-      const Tensor go = gpu(ops.grad_out), x = gpu(ops.x), w = gpu(ops.w);
+      const Tensor go = to_gpu(ops.grad_out), x = to_gpu(ops.x), w = to_gpu(ops.w);
       for (int v : versions())
         for (int skip = -1; skip < 3; ++skip) {  // -1: all three; 0, 1, 2: skip x, w, b
           Tensor gx = skip == 0 ? Tensor() : poisoned_gpu(ops.x.shape(), dt);
@@ -177,7 +171,8 @@ TEST(CudaConv, DefaultEntryPointsAndDispatchMatchTheCpu) {
   Tensor want_x = empty(ops.x.shape()), want_w = empty(ops.w.shape()), want_b = empty({c.O});
   cpu::conv2d_backward(ops.grad_out, ops.x, ops.w, c.p, want_x, want_w, want_b);
 
-  const Tensor x = gpu(ops.x), w = gpu(ops.w), bias = gpu(ops.bias), go = gpu(ops.grad_out);
+  const Tensor x = to_gpu(ops.x), w = to_gpu(ops.w), bias = to_gpu(ops.bias),
+               go = to_gpu(ops.grad_out);
   Tensor out = poisoned_gpu(want.shape(), kFloat32);
   cuda::conv2d(x, w, bias, c.p, out);
   expect_close(out, want, kFloat32, "cuda::conv2d");
@@ -203,10 +198,10 @@ TEST(CudaConv, DefaultEntryPointsAndDispatchMatchTheCpu) {
 TEST(CudaConv, AnEmptyBatchGivesZeroWeightAndBiasGradients) {
   SELFSUP_REQUIRE_GPU();
   const cpu::Conv2dParams p{1, 1, 1, 1};
-  const Tensor x = gpu(zeros({0, 3, 5, 5})), w = gpu(randn({4, 3, 3, 3})),
-               go = gpu(zeros({0, 4, 5, 5}));
+  const Tensor x = to_gpu(zeros({0, 3, 5, 5})), w = to_gpu(randn({4, 3, 3, 3})),
+               go = to_gpu(zeros({0, 4, 5, 5}));
   for (int v : versions()) {
-    Tensor gx = gpu(zeros({0, 3, 5, 5})), gw = poisoned_gpu({4, 3, 3, 3}, kFloat32),
+    Tensor gx = to_gpu(zeros({0, 3, 5, 5})), gw = poisoned_gpu({4, 3, 3, 3}, kFloat32),
            gb = poisoned_gpu({4}, kFloat32);
     cuda::conv2d_backward_version(go, x, w, p, gx, gw, gb, v);
     expect_close(gw, zeros({4, 3, 3, 3}), kFloat32, "grad_w of an empty batch");
@@ -218,30 +213,13 @@ TEST(CudaConv, AnEmptyBatchGivesZeroWeightAndBiasGradients) {
 // Errors
 // ============================================================================================
 
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool mentions(const std::string& message, const std::string& fragment) {
-  return message.find(fragment) != std::string::npos;
-}
-
-}  // namespace
-
 TEST(CudaConv, ShapeMismatchesAreErrorsNamingBothShapes) {
   SELFSUP_REQUIRE_GPU();
   const cpu::Conv2dParams p{1, 1, 1, 1};
-  const Tensor x = gpu(randn({3, 5, 7, 9})), w = gpu(randn({7, 5, 3, 3}));
-  const Tensor w_bad = gpu(randn({7, 4, 3, 3})), bias_bad = gpu(randn({6}));
+  const Tensor x = to_gpu(randn({3, 5, 7, 9})), w = to_gpu(randn({7, 5, 3, 3}));
+  const Tensor w_bad = to_gpu(randn({7, 4, 3, 3})), bias_bad = to_gpu(randn({6}));
   Tensor out = poisoned_gpu({3, 7, 7, 9}, kFloat32), out_bad = poisoned_gpu({3, 7, 7, 8}, kFloat32);
-  const Tensor go = gpu(randn({3, 7, 7, 9}));
+  const Tensor go = to_gpu(randn({3, 7, 7, 9}));
   Tensor none, gw_bad = poisoned_gpu({7, 5, 3, 2}, kFloat32);
 
   const std::string channels = error_of([&] { cuda::conv2d(x, w_bad, Tensor(), p, out); });
@@ -258,10 +236,10 @@ TEST(CudaConv, ShapeMismatchesAreErrorsNamingBothShapes) {
                error_of([&] { cuda::conv2d_backward(out_bad, x, w, p, none, none, none); }),
                "grad_out has shape [3, 7, 7, 8]");
   // Non-contiguous and float64-with-float32 inputs.
-  const Tensor x_t = raw::transpose(gpu(randn({3, 5, 9, 7})), 2, 3);
+  const Tensor x_t = raw::transpose(to_gpu(randn({3, 5, 9, 7})), 2, 3);
   EXPECT_PRED2(mentions, error_of([&] { cuda::conv2d(x_t, w, Tensor(), p, out); }),
                "must be contiguous");
-  const Tensor w64 = gpu(randn({7, 5, 3, 3}, kFloat64));
+  const Tensor w64 = to_gpu(randn({7, 5, 3, 3}, kFloat64));
   EXPECT_PRED2(mentions, error_of([&] { cuda::conv2d(x, w64, Tensor(), p, out); }),
                "weight is float64, expected float32");
 }
@@ -269,14 +247,14 @@ TEST(CudaConv, ShapeMismatchesAreErrorsNamingBothShapes) {
 TEST(CudaConv, MixedDevicesThroughDispatchAreAnError) {
   SELFSUP_REQUIRE_GPU();
   const cpu::Conv2dParams p{};
-  const Tensor x = gpu(randn({1, 2, 5, 5})), w = randn({3, 2, 3, 3});
+  const Tensor x = to_gpu(randn({1, 2, 5, 5})), w = randn({3, 2, 3, 3});
   Tensor out = poisoned_gpu({1, 3, 3, 3}, kFloat32);
   EXPECT_PRED2(mentions, error_of([&] { dispatch::conv2d(x, w, Tensor(), p, out); }),
                "conv2d: tensors on cuda:0 and cpu");
   Tensor gw = zeros({3, 2, 3, 3}), none;
-  const Tensor go = gpu(randn({1, 3, 3, 3}));
+  const Tensor go = to_gpu(randn({1, 3, 3, 3}));
   EXPECT_PRED2(mentions,
-               error_of([&] { dispatch::conv2d_backward(go, x, gpu(w), p, none, gw, none); }),
+               error_of([&] { dispatch::conv2d_backward(go, x, to_gpu(w), p, none, gw, none); }),
                "conv2d_backward: tensors on cuda:0 and cpu");
 }
 

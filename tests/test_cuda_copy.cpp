@@ -16,8 +16,10 @@
 #include "core/views.h"
 #include "kernels/cuda/copy.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
 
@@ -31,19 +33,6 @@ Tensor random_host(const Shape& shape, DType dtype, std::mt19937_64& rng) {
   for (double& x : data)
     x = u(rng);
   return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
-Tensor poison(const Shape& shape, DType dtype) {
-  return full(shape, is_floating(dtype) ? std::numeric_limits<double>::quiet_NaN() : 171.0, dtype);
-}
-
-std::string message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // Exact equality, shapes included (every value is a small whole number).
@@ -107,7 +96,7 @@ TEST(CudaCopy, CopyMatchesCpuForEveryDtypePairAndLayout) {
           // dst: the destination shape itself, or a transpose of its transpose.
           Shape dbase = c.dst;
           if (dst_transposed) std::swap(dbase[0], dbase[1]);
-          const Tensor dst_base_host = poison(dbase, dd);
+          const Tensor dst_base_host = poisoned(dbase, dd);
           const Tensor dst_base_dev = raw::to_device(dst_base_host, kGpu);
           auto as_dst = [&](const Tensor& t) {
             return dst_transposed ? raw::transpose(t, 0, 1) : t;
@@ -125,7 +114,7 @@ TEST(CudaCopy, NarrowedDestinationLeavesTheRestUntouched) {
   SELFSUP_REQUIRE_GPU();
   std::mt19937_64 rng(12);
   for (DType dd : {kFloat32, kInt64}) {
-    const Tensor base_host = poison({6, 9}, dd);
+    const Tensor base_host = poisoned({6, 9}, dd);
     const Tensor base_dev = raw::to_device(base_host, kGpu);
     Tensor part_host = raw::narrow(raw::narrow(base_host, 0, 1, 4), 1, 2, 5);
     Tensor part_dev = raw::narrow(raw::narrow(base_dev, 0, 1, 4), 1, 2, 5);
@@ -202,19 +191,19 @@ TEST(CudaCopy, Errors) {
   SELFSUP_REQUIRE_GPU();
   const Tensor src = raw::to_device(zeros({3}), kGpu);
   Tensor expanded = raw::expand(raw::to_device(zeros({1}), kGpu), {3});
-  EXPECT_NE(message([&] { raw::copy_(expanded, src); }).find("stride 0 along dim 0"),
+  EXPECT_NE(error_of([&] { raw::copy_(expanded, src); }).find("stride 0 along dim 0"),
             std::string::npos);
   Tensor small = raw::to_device(zeros({2}), kGpu);
-  EXPECT_NE(message([&] { raw::copy_(small, src); }).find("cannot be broadcast"),
+  EXPECT_NE(error_of([&] { raw::copy_(small, src); }).find("cannot be broadcast"),
             std::string::npos);
-  EXPECT_NE(message([&] { cuda::strided_copy(small, src); }).find("cannot be broadcast"),
+  EXPECT_NE(error_of([&] { cuda::strided_copy(small, src); }).find("cannot be broadcast"),
             std::string::npos);
   // Across devices copy_ still moves bytes only.
   Tensor host = zeros({3, 2});
   const Tensor dev_t = raw::transpose(raw::to_device(zeros({2, 3}), kGpu), 0, 1);
-  EXPECT_NE(message([&] { raw::copy_(host, dev_t); }).find("needs contiguous tensors"),
+  EXPECT_NE(error_of([&] { raw::copy_(host, dev_t); }).find("needs contiguous tensors"),
             std::string::npos);
   Tensor cpu_dst = zeros({3});
-  EXPECT_NE(message([&] { cuda::strided_copy(cpu_dst, src); }).find("one CUDA device"),
+  EXPECT_NE(error_of([&] { cuda::strided_copy(cpu_dst, src); }).find("one CUDA device"),
             std::string::npos);
 }

@@ -20,8 +20,10 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using cpu::BinaryOp;
 using cpu::UnaryOp;
 
@@ -86,19 +88,6 @@ std::pair<Shape, ViewFn> layout_of(const Shape& shape, Layout layout) {
   return {base, [](const Tensor& t) { return t; }};
 }
 
-struct Values {
-  double lo = -3.0, hi = 3.0;
-  bool integers = false;  // small whole numbers, so comparisons and extremes see ties
-};
-
-Tensor random_host(const Shape& shape, DType dtype, std::mt19937_64& rng, Values v = {}) {
-  std::uniform_real_distribution<double> u(v.lo, v.hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = v.integers ? std::round(u(rng)) : u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
 // An input: `host` and `dev` hold the same values with the same strides and offset.
 struct Pair {
   Tensor host, dev;
@@ -107,7 +96,7 @@ struct Pair {
 Pair make_input(const Shape& shape, DType dtype, Layout layout, std::mt19937_64& rng,
                 Values v = {}) {
   auto [base_shape, view] = layout_of(shape, layout);
-  const Tensor base = random_host(base_shape, dtype, rng, v);
+  const Tensor base = random_tensor(base_shape, dtype, rng, v);
   return {view(base), view(raw::to_device(base, kGpu))};
 }
 
@@ -121,32 +110,13 @@ struct Out {
 
 Out make_out(const Shape& shape, DType dtype, bool transposed) {
   auto [base_shape, view] = layout_of(shape, transposed ? Layout::Transposed : Layout::Contiguous);
-  const double poison = is_floating(dtype) ? kNaN : 171.0;
-  const Tensor base = full(base_shape, poison, dtype);
+  const Tensor base = poisoned(base_shape, dtype);
   Out o;
   o.dev_base = raw::to_device(base, kGpu);
   o.host = view(raw::clone(base));
   o.dev = view(o.dev_base);
   o.view = view;
   return o;
-}
-
-// Equal within atol + rtol |want|, NaN matching NaN and infinities matching exactly.
-void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
-                  const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (std::isnan(w[i])) {
-      ASSERT_TRUE(std::isnan(g[i])) << what << ": element " << i << " is " << g[i] << ", want NaN";
-      continue;
-    }
-    if (std::isinf(w[i])) {
-      ASSERT_EQ(g[i], w[i]) << what << ": element " << i;
-      continue;
-    }
-    ASSERT_NEAR(g[i], w[i], atol + rtol * std::abs(w[i])) << what << ": element " << i;
-  }
 }
 
 // Tolerances of a dtype: a few ulp of float32 transcendental functions, near-exact in float64.
@@ -443,8 +413,7 @@ TEST(CudaElementwise, FillWritesEveryDtypeAndOnlyTheView) {
     for (Layout layout : {Layout::Contiguous, Layout::Transposed, Layout::Stepped}) {
       // The stepped view covers every other element of its base: the rest must stay poisoned.
       auto [base_shape, view] = layout_of({33, 17}, layout);
-      const double poison = is_floating(dtype) ? kNaN : 171.0;
-      const Tensor base = full(base_shape, poison, dtype);
+      const Tensor base = poisoned(base_shape, dtype);
       Tensor host = raw::clone(base), dev_base = raw::to_device(base, kGpu);
       Tensor host_view = view(host), dev_view = view(dev_base);
       cpu::fill(host_view, 3.0);
@@ -501,30 +470,22 @@ TEST(CudaElementwise, BadArgumentsThrowNamedErrors) {
   Tensor out = empty({3}, TensorOptions(kFloat32).device(kGpu));
   Tensor out4 = empty({4}, TensorOptions(kFloat32).device(kGpu));
   Tensor out_int = empty({3}, TensorOptions(kInt64).device(kGpu));
-  auto message = [](const std::function<void()>& f) -> std::string {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(no error)";
-  };
-  EXPECT_NE(message([&] { cuda::unary(UnaryOp::Exp, x, out4); }).find("exp: out has shape [4]"),
+  EXPECT_NE(error_of([&] { cuda::unary(UnaryOp::Exp, x, out4); }).find("exp: out has shape [4]"),
             std::string::npos);
-  EXPECT_NE(message([&] { cuda::binary(BinaryOp::Add, x, cpu_x, out); }).find("add"),
+  EXPECT_NE(error_of([&] { cuda::binary(BinaryOp::Add, x, cpu_x, out); }).find("add"),
             std::string::npos);
-  EXPECT_NE(message([&] { cuda::binary(BinaryOp::Lt, x, x, out_int); }).find("uint8, float32"),
+  EXPECT_NE(error_of([&] { cuda::binary(BinaryOp::Lt, x, x, out_int); }).find("uint8, float32"),
             std::string::npos);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(error_of([&] {
               Tensor expanded = raw::expand(raw::to_device(zeros({1}), kGpu), {3});
               cuda::fill(expanded, 1.0);
             }).find("stride 0"),
             std::string::npos);
   // The dispatch layer names the op and both devices.
-  EXPECT_EQ(message([&] { dispatch::binary(BinaryOp::Add, cpu_x, x, out); }),
+  EXPECT_EQ(error_of([&] { dispatch::binary(BinaryOp::Add, cpu_x, x, out); }),
             "add: tensors on cpu and cuda:0");
   Tensor cpu_out = zeros({3});
-  EXPECT_EQ(message([&] { dispatch::unary(UnaryOp::Exp, x, cpu_out); }),
+  EXPECT_EQ(error_of([&] { dispatch::unary(UnaryOp::Exp, x, cpu_out); }),
             "exp: tensors on cuda:0 and cpu");
 }
 
@@ -585,12 +546,12 @@ TEST(CudaElementwiseAutograd, ForwardAndBackwardMatchCpu) {
             std::string(c.name) + " " + shape_str(shape) + " " + dtype_name(dtype);
         std::vector<Tensor> host, dev;
         for (int i = 0; i < c.inputs; ++i) {
-          Tensor h = random_host(shape, dtype, rng, c.values);
+          Tensor h = random_tensor(shape, dtype, rng, c.values);
           Tensor d = raw::to_device(h, kGpu);
           host.push_back(h.requires_grad_());
           dev.push_back(d.requires_grad_());
         }
-        const Tensor upstream = random_host(shape, dtype, rng);
+        const Tensor upstream = random_tensor(shape, dtype, rng);
         const Tensor y_host = c.fn(host), y_dev = c.fn(dev);
         ASSERT_TRUE(y_dev.device().is_cuda()) << what;
         expect_close(raw::to_device(y_dev, kCPU), y_host, rtol_of(dtype), atol_of(dtype),

@@ -15,27 +15,16 @@
 #include "kernels/cuda/ema.h"
 #include "nn/optim.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 TEST(CudaEmaHost, DefaultIsTheMultiTensorVersion) {
   EXPECT_EQ(cuda::kEmaDefault, cuda::kEmaVersions);
 }
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 // These throw before any CUDA call, so they run without a GPU.
 TEST(CudaEmaHost, BadArgumentsAreErrorsNamingTheOp) {

@@ -19,12 +19,16 @@
 #include "kernels/cuda/index.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using selfsup::test::error_of;
+using selfsup::test::poisoned;
+using selfsup::test::to_cpu;
+using selfsup::test::to_gpu;
 
 namespace {
 
-const Device kGpu = Device::cuda();
 const DType kCopyDtypes[] = {kFloat32, kFloat64, kInt64, kUInt8};
 const DType kAddDtypes[] = {kFloat32, kFloat64, kInt64};
 
@@ -45,17 +49,6 @@ Tensor random_index(const Shape& shape, int64_t size, std::mt19937_64& rng) {
   return from_vector<int64_t>(data, shape);
 }
 
-Tensor to_gpu(const Tensor& t) {
-  return raw::to_device(t, kGpu);
-}
-Tensor to_cpu(const Tensor& t) {
-  return raw::to_device(t, kCPU);
-}
-
-double poison_of(DType d) {
-  return is_floating(d) ? std::numeric_limits<double>::quiet_NaN() : 171.0;
-}
-
 // A view with the last two dims swapped in memory (a transpose of a transposed copy), on the
 // GPU; tensors of fewer than two dims are uploaded as they are.
 Tensor gpu_transposed(const Tensor& host) {
@@ -69,7 +62,7 @@ Tensor gpu_in(const Tensor& host, bool transposed) {
 
 // A poisoned GPU output of `shape`, contiguous or transposed.
 Tensor gpu_out(const Shape& shape, DType dtype, bool transposed) {
-  return gpu_in(full(shape, poison_of(dtype), dtype), transposed);
+  return gpu_in(poisoned(shape, dtype), transposed);
 }
 
 void expect_close(const Tensor& got_dev, const Tensor& want, double atol, const std::string& what) {
@@ -86,15 +79,6 @@ void expect_close(const Tensor& got_dev, const Tensor& want, double atol, const 
 // Copies are exact; float sums in another order are close.
 double add_tol(DType d) {
   return d == kFloat32 ? 1e-5 : (d == kFloat64 ? 1e-12 : 0.0);
-}
-
-std::string message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 const Shape kX = {5, 7, 3};
@@ -222,10 +206,10 @@ TEST(CudaIndex, AddsRejectUInt8) {
   Tensor out = to_gpu(zeros({3, 2}, kUInt8));
   const Tensor index = to_gpu(from_vector<int64_t>({0, 2}, {2}));
   const Tensor src = to_gpu(zeros({2, 2}, kUInt8));
-  EXPECT_NE(message([&] { cuda::index_add_(out, 0, index, src); }).find("uint8"),
+  EXPECT_NE(error_of([&] { cuda::index_add_(out, 0, index, src); }).find("uint8"),
             std::string::npos);
   const Tensor index2 = to_gpu(from_vector<int64_t>({0, 2, 1, 1}, {2, 2}));
-  EXPECT_NE(message([&] { cuda::scatter_add_(out, 0, index2, src); }).find("uint8"),
+  EXPECT_NE(error_of([&] { cuda::scatter_add_(out, 0, index2, src); }).find("uint8"),
             std::string::npos);
 }
 
@@ -276,10 +260,10 @@ TEST(CudaIndex, OutOfRangeIndicesGiveTheCpuErrorAndWriteNothing) {
     {
       Tensor out = zeros({5, 3});
       Tensor dout = gpu_out({5, 3}, kFloat32, false);
-      const std::string want = message([&] { cpu::index_select(x, 0, index, out); });
+      const std::string want = error_of([&] { cpu::index_select(x, 0, index, out); });
       EXPECT_EQ(want, "index_select: index " + std::to_string(bad) +
                           " is out of range for dim 0 with size 5");
-      EXPECT_EQ(message([&] { cuda::index_select(to_gpu(x), 0, dindex, dout); }), want);
+      EXPECT_EQ(error_of([&] { cuda::index_select(to_gpu(x), 0, dindex, dout); }), want);
       for (double v : to_cpu(dout).to_vector<double>())
         ASSERT_TRUE(std::isnan(v)) << "index_select wrote its output";
     }
@@ -287,8 +271,8 @@ TEST(CudaIndex, OutOfRangeIndicesGiveTheCpuErrorAndWriteNothing) {
       Tensor out = zeros({5, 3});
       Tensor dout = to_gpu(zeros({5, 3}));
       const Tensor src = ones({5, 3});
-      const std::string want = message([&] { cpu::index_add_(out, 0, index, src); });
-      EXPECT_EQ(message([&] { cuda::index_add_(dout, 0, dindex, to_gpu(src)); }), want);
+      const std::string want = error_of([&] { cpu::index_add_(out, 0, index, src); });
+      EXPECT_EQ(error_of([&] { cuda::index_add_(dout, 0, dindex, to_gpu(src)); }), want);
       for (double v : to_cpu(dout).to_vector<double>())
         ASSERT_EQ(v, 0.0) << "index_add_ wrote its output";
     }
@@ -296,16 +280,16 @@ TEST(CudaIndex, OutOfRangeIndicesGiveTheCpuErrorAndWriteNothing) {
       const Tensor index2 = raw::view(index, {5, 1});
       Tensor out = zeros({5, 1});
       Tensor dout = gpu_out({5, 1}, kFloat32, false);
-      const std::string want = message([&] { cpu::gather(x, 0, index2, out); });
+      const std::string want = error_of([&] { cpu::gather(x, 0, index2, out); });
       EXPECT_EQ(want,
                 "gather: index " + std::to_string(bad) + " is out of range for dim 0 with size 5");
-      EXPECT_EQ(message([&] { cuda::gather(to_gpu(x), 0, to_gpu(index2), dout); }), want);
+      EXPECT_EQ(error_of([&] { cuda::gather(to_gpu(x), 0, to_gpu(index2), dout); }), want);
       Tensor sout = zeros({5, 3});
       Tensor dsout = to_gpu(zeros({5, 3}));
-      const std::string want_scatter = message([&] {
+      const std::string want_scatter = error_of([&] {
         cpu::scatter_add_(sout, 0, index2, ones({5, 1}));
       });
-      EXPECT_EQ(message([&] {
+      EXPECT_EQ(error_of([&] {
                   cuda::scatter_add_(dsout, 0, to_gpu(index2), to_gpu(ones({5, 1})));
                 }),
                 want_scatter);
@@ -320,15 +304,15 @@ TEST(CudaIndex, ShapeErrorsNameTheOp) {
   const Tensor x = to_gpu(zeros({5, 3}));
   const Tensor index = to_gpu(from_vector<int64_t>({0, 1}, {2}));
   Tensor wrong = to_gpu(zeros({3, 3}));
-  EXPECT_EQ(message([&] { cuda::index_select(x, 0, index, wrong); }),
+  EXPECT_EQ(error_of([&] { cuda::index_select(x, 0, index, wrong); }),
             "index_select: out has shape [3, 3], expected [2, 3]");
   const Tensor findex = to_gpu(zeros({2}));
   Tensor out = to_gpu(zeros({2, 3}));
-  EXPECT_EQ(message([&] { cuda::index_select(x, 0, findex, out); }),
+  EXPECT_EQ(error_of([&] { cuda::index_select(x, 0, findex, out); }),
             "index_select: index must be int64, got float32");
   std::vector<Tensor> xs = {x, to_gpu(zeros({5, 2}))};
   Tensor cat_out = to_gpu(zeros({10, 3}));
-  EXPECT_NE(message([&] { cuda::cat(xs, 0, cat_out); }).find("cat: tensor 1 has shape [5, 2]"),
+  EXPECT_NE(error_of([&] { cuda::cat(xs, 0, cat_out); }).find("cat: tensor 1 has shape [5, 2]"),
             std::string::npos);
 }
 
@@ -341,20 +325,20 @@ TEST(CudaIndex, DispatchRoutesByDeviceAndRejectsMixedDevices) {
   Tensor out = zeros({2, 3});
   Tensor dout = to_gpu(out);
   dispatch::index_select(dx, 0, dindex, dout);  // runs on the GPU
-  EXPECT_EQ(message([&] { dispatch::index_select(dx, 0, index, dout); }),
+  EXPECT_EQ(error_of([&] { dispatch::index_select(dx, 0, index, dout); }),
             "index_select: tensors on cuda:0 and cpu");
   Tensor dbig = to_gpu(zeros({5, 3}));
-  EXPECT_EQ(message([&] { dispatch::index_add_(dbig, 0, index, dout); }),
+  EXPECT_EQ(error_of([&] { dispatch::index_add_(dbig, 0, index, dout); }),
             "index_add_: tensors on cuda:0 and cpu");
   const Tensor index2 = zeros({2, 3}, kInt64);
-  EXPECT_EQ(message([&] { dispatch::gather(x, 0, to_gpu(index2), out); }),
+  EXPECT_EQ(error_of([&] { dispatch::gather(x, 0, to_gpu(index2), out); }),
             "gather: tensors on cpu and cuda:0");
-  EXPECT_EQ(message([&] { dispatch::scatter_add_(dbig, 0, to_gpu(index2), out); }),
+  EXPECT_EQ(error_of([&] { dispatch::scatter_add_(dbig, 0, to_gpu(index2), out); }),
             "scatter_add_: tensors on cuda:0 and cpu");
   Tensor dcat = to_gpu(zeros({10, 3}));
-  EXPECT_EQ(message([&] { dispatch::cat({dx, x}, 0, dcat); }), "cat: tensors on cuda:0 and cpu");
+  EXPECT_EQ(error_of([&] { dispatch::cat({dx, x}, 0, dcat); }), "cat: tensors on cuda:0 and cpu");
   Tensor cat_out = zeros({10, 3});
-  EXPECT_EQ(message([&] { dispatch::cat({x, x}, 0, dcat); }), "cat: tensors on cpu and cuda:0");
+  EXPECT_EQ(error_of([&] { dispatch::cat({x, x}, 0, dcat); }), "cat: tensors on cpu and cuda:0");
   dispatch::cat({x, x}, 0, cat_out);  // all on the CPU
   dispatch::cat({dx, dx}, 0, dcat);   // all on the GPU
   expect_close(dcat, cat_out, 0.0, "dispatch::cat");

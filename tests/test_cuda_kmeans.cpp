@@ -15,23 +15,12 @@
 #include "kernels/cpu/kmeans.h"
 #include "kernels/cuda/kmeans.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 // These throw before any CUDA call, so they run without a GPU.
 TEST(CudaKMeansHost, BadArgumentsAreErrorsNamingTheOp) {

@@ -25,45 +25,24 @@
 #include "kernels/cuda/norm.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using selfsup::test::error_of;
+using selfsup::test::max_abs;
+using selfsup::test::poisoned;
+using selfsup::test::poisoned_gpu;
+using selfsup::test::to_cpu;
+using selfsup::test::to_gpu;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const DType kFloatTypes[] = {kFloat32, kFloat64};
 
+// Uniform in [lo, hi): by default [-2, 2).
 Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, double lo = -2.0,
                      double hi = 2.0) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
-Tensor to_gpu(const Tensor& t) {
-  if (!t.defined()) return t;
-  return raw::to_device(raw::contiguous(t), Device::cuda());
-}
-
-Tensor to_cpu(const Tensor& t) {
-  return raw::to_device(t, kCPU);
-}
-
-Tensor poisoned(const Shape& shape, DType dt) {
-  return full(shape, kNaN, dt);
-}
-
-Tensor gpu_poisoned(const Shape& shape, DType dt) {
-  return to_gpu(poisoned(shape, dt));
-}
-
-double max_abs(const Tensor& x) {
-  double m = 0;
-  for (double v : x.to_vector<double>())
-    if (std::isfinite(v)) m = std::max(m, std::abs(v));
-  return m;
+  return test::random_tensor(shape, dtype, rng, {.lo = lo, .hi = hi});
 }
 
 // got (GPU, copied back) against want (CPU): NaN where want is NaN, else within
@@ -89,15 +68,6 @@ double rtol_for(DType dt) {
 
 std::string describe(const std::string& op, const Shape& shape, DType dt) {
   return op + " " + shape_str(shape) + " " + dtype_name(dt);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // [N, C] with few and many channels and rows; [N, C, H, W] with odd H * W (below a warp, below a
@@ -132,8 +102,8 @@ TEST(CudaBatchNorm, TrainingMatchesTheCpu) {
         Tensor rm_g = to_gpu(rm), rv_g = to_gpu(rv);
         Tensor out = poisoned(shape, dt), sm = poisoned({C}, dt), si = poisoned({C}, dt);
         cpu::batch_norm(x, w, b, rm, rv, true, 0.1, 1e-5, out, sm, si);
-        Tensor out_g = gpu_poisoned(shape, dt), sm_g = gpu_poisoned({C}, dt),
-               si_g = gpu_poisoned({C}, dt);
+        Tensor out_g = poisoned_gpu(shape, dt), sm_g = poisoned_gpu({C}, dt),
+               si_g = poisoned_gpu({C}, dt);
         cuda::batch_norm(to_gpu(x), to_gpu(w), to_gpu(b), rm_g, rv_g, true, 0.1, 1e-5, out_g, sm_g,
                          si_g);
         const std::string what = describe(affine ? "batch_norm affine" : "batch_norm", shape, dt);
@@ -158,8 +128,8 @@ TEST(CudaBatchNorm, EvalAndOptionalOutputsMatchTheCpu) {
       Tensor rm_g = to_gpu(rm), rv_g = to_gpu(rv);
       Tensor out = poisoned(shape, dt), sm = poisoned({C}, dt), si = poisoned({C}, dt);
       cpu::batch_norm(x, w, b, rm, rv, false, 0.1, 1e-3, out, sm, si);
-      Tensor out_g = gpu_poisoned(shape, dt), sm_g = gpu_poisoned({C}, dt),
-             si_g = gpu_poisoned({C}, dt);
+      Tensor out_g = poisoned_gpu(shape, dt), sm_g = poisoned_gpu({C}, dt),
+             si_g = poisoned_gpu({C}, dt);
       cuda::batch_norm(to_gpu(x), to_gpu(w), to_gpu(b), rm_g, rv_g, false, 0.1, 1e-3, out_g, sm_g,
                        si_g);
       const std::string what = describe("batch_norm eval", shape, dt);
@@ -169,7 +139,7 @@ TEST(CudaBatchNorm, EvalAndOptionalOutputsMatchTheCpu) {
       expect_close(to_cpu(rm_g), rm, 0, what + " running_mean untouched");
 
       // Training without running statistics or saved outputs.
-      Tensor none, out2 = poisoned(shape, dt), out2_g = gpu_poisoned(shape, dt);
+      Tensor none, out2 = poisoned(shape, dt), out2_g = poisoned_gpu(shape, dt);
       cpu::batch_norm(x, Tensor(), Tensor(), none, none, true, 0.1, 1e-5, out2, none, none);
       cuda::batch_norm(to_gpu(x), Tensor(), Tensor(), none, none, true, 0.1, 1e-5, out2_g, none,
                        none);
@@ -190,10 +160,10 @@ TEST(CudaBatchNorm, NonContiguousInputsAndOutputs) {
     Tensor rm_g = to_gpu(rm), rv_g = to_gpu(rv);
     Tensor out = poisoned(x.shape(), dt), sm = poisoned({3}, dt), si = poisoned({3}, dt);
     cpu::batch_norm(x, w, b, rm, rv, true, 0.2, 1e-5, out, sm, si);
-    Tensor out_buffer = gpu_poisoned({4, 5, 7, 3}, dt);
+    Tensor out_buffer = poisoned_gpu({4, 5, 7, 3}, dt);
     Tensor out_g = raw::permute(out_buffer, {0, 3, 1, 2});
     // Saved statistics as strided [3] views of a [6] buffer.
-    Tensor sm_buffer = gpu_poisoned({6}, dt), si_buffer = gpu_poisoned({6}, dt);
+    Tensor sm_buffer = poisoned_gpu({6}, dt), si_buffer = poisoned_gpu({6}, dt);
     Tensor sm_g = raw::slice(sm_buffer, 0, 0, 6, 2), si_g = raw::slice(si_buffer, 0, 0, 6, 2);
     cuda::batch_norm(xg, to_gpu(w), to_gpu(b), rm_g, rv_g, true, 0.2, 1e-5, out_g, sm_g, si_g);
     const std::string what = describe("batch_norm permuted", x.shape(), dt);
@@ -207,9 +177,9 @@ TEST(CudaBatchNorm, NonContiguousInputsAndOutputs) {
     const Tensor g = raw::permute(gbase, {0, 3, 1, 2});
     Tensor dx = poisoned(x.shape(), dt), dw = poisoned({3}, dt), db = poisoned({3}, dt);
     cpu::batch_norm_backward(g, x, w, sm, si, dx, dw, db);
-    Tensor dx_buffer = gpu_poisoned({4, 5, 7, 3}, dt);
+    Tensor dx_buffer = poisoned_gpu({4, 5, 7, 3}, dt);
     Tensor dx_g = raw::permute(dx_buffer, {0, 3, 1, 2});
-    Tensor dw_g = gpu_poisoned({3}, dt), db_g = gpu_poisoned({3}, dt);
+    Tensor dw_g = poisoned_gpu({3}, dt), db_g = poisoned_gpu({3}, dt);
     cuda::batch_norm_backward(raw::permute(to_gpu(gbase), {0, 3, 1, 2}), xg, to_gpu(w), sm_g, si_g,
                               dx_g, dw_g, db_g);
     expect_close(raw::permute(to_cpu(dx_buffer), {0, 3, 1, 2}), dx, rtol_for(dt), what + " dx");
@@ -234,9 +204,9 @@ TEST(CudaBatchNorm, BackwardMatchesTheCpu) {
         Tensor dw = want_wb ? poisoned({C}, dt) : Tensor();
         Tensor db = want_wb ? poisoned({C}, dt) : Tensor();
         cpu::batch_norm_backward(g, x, w, sm, si, dx, dw, db);
-        Tensor dx_g = want_dx ? gpu_poisoned(shape, dt) : Tensor();
-        Tensor dw_g = want_wb ? gpu_poisoned({C}, dt) : Tensor();
-        Tensor db_g = want_wb ? gpu_poisoned({C}, dt) : Tensor();
+        Tensor dx_g = want_dx ? poisoned_gpu(shape, dt) : Tensor();
+        Tensor dw_g = want_wb ? poisoned_gpu({C}, dt) : Tensor();
+        Tensor db_g = want_wb ? poisoned_gpu({C}, dt) : Tensor();
         cuda::batch_norm_backward(to_gpu(g), to_gpu(x), to_gpu(w), to_gpu(sm), to_gpu(si), dx_g,
                                   dw_g, db_g);
         const std::string what = describe("batch_norm_backward", shape, dt);
@@ -246,7 +216,7 @@ TEST(CudaBatchNorm, BackwardMatchesTheCpu) {
           expect_close(to_cpu(db_g), db, rtol_for(dt), what + " db");
         }
 
-        Tensor dx_eval = poisoned(shape, dt), dx_eval_g = gpu_poisoned(shape, dt);
+        Tensor dx_eval = poisoned(shape, dt), dx_eval_g = poisoned_gpu(shape, dt);
         cpu::batch_norm_eval_backward(g, w, si, dx_eval);
         cuda::batch_norm_eval_backward(to_gpu(g), to_gpu(w), to_gpu(si), dx_eval_g);
         expect_close(to_cpu(dx_eval_g), dx_eval, rtol_for(dt), what + " eval dx");
@@ -289,8 +259,8 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchTheCpu) {
         Tensor out = poisoned(c.shape, dt), mean = poisoned(stat_shape, dt),
                rstd = poisoned(stat_shape, dt);
         cpu::layer_norm(x, c.normalized_ndim, w, b, 1e-5, out, mean, rstd);
-        Tensor out_g = gpu_poisoned(c.shape, dt), mean_g = gpu_poisoned(stat_shape, dt),
-               rstd_g = gpu_poisoned(stat_shape, dt);
+        Tensor out_g = poisoned_gpu(c.shape, dt), mean_g = poisoned_gpu(stat_shape, dt),
+               rstd_g = poisoned_gpu(stat_shape, dt);
         cuda::layer_norm(to_gpu(x), c.normalized_ndim, to_gpu(w), to_gpu(b), 1e-5, out_g, mean_g,
                          rstd_g);
         const std::string what = describe("layer_norm", c.shape, dt) + " over " +
@@ -301,7 +271,7 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchTheCpu) {
         expect_close(to_cpu(rstd_g), rstd, rtol_for(dt), what + " rstd");
 
         // Without the optional mean / rstd outputs.
-        Tensor none, out2_g = gpu_poisoned(c.shape, dt);
+        Tensor none, out2_g = poisoned_gpu(c.shape, dt);
         cuda::layer_norm(to_gpu(x), c.normalized_ndim, to_gpu(w), to_gpu(b), 1e-5, out2_g, none,
                          none);
         expect_close(to_cpu(out2_g), out, rtol_for(dt), what + " out, no stats");
@@ -311,9 +281,9 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchTheCpu) {
         Tensor dw = affine ? poisoned(row_shape, dt) : Tensor();
         Tensor db = affine ? poisoned(row_shape, dt) : Tensor();
         cpu::layer_norm_backward(g, x, c.normalized_ndim, w, mean, rstd, dx, dw, db);
-        Tensor dx_g = gpu_poisoned(c.shape, dt);
-        Tensor dw_g = affine ? gpu_poisoned(row_shape, dt) : Tensor();
-        Tensor db_g = affine ? gpu_poisoned(row_shape, dt) : Tensor();
+        Tensor dx_g = poisoned_gpu(c.shape, dt);
+        Tensor dw_g = affine ? poisoned_gpu(row_shape, dt) : Tensor();
+        Tensor db_g = affine ? poisoned_gpu(row_shape, dt) : Tensor();
         cuda::layer_norm_backward(to_gpu(g), to_gpu(x), c.normalized_ndim, to_gpu(w), to_gpu(mean),
                                   to_gpu(rstd), dx_g, dw_g, db_g);
         expect_close(to_cpu(dx_g), dx, rtol_for(dt), what + " dx");
@@ -333,9 +303,9 @@ TEST(CudaLayerNorm, WeightGradientsAloneAndTransposedInput) {
     const Tensor w = random_tensor({37}, dt, rng), b = random_tensor({37}, dt, rng);
     Tensor out = poisoned({129, 37}, dt), mean = poisoned({129}, dt), rstd = poisoned({129}, dt);
     cpu::layer_norm(x, 1, w, b, 1e-5, out, mean, rstd);
-    Tensor out_buffer = gpu_poisoned({37, 129}, dt);
+    Tensor out_buffer = poisoned_gpu({37, 129}, dt);
     Tensor out_g = raw::transpose(out_buffer, 0, 1);
-    Tensor mean_g = gpu_poisoned({129}, dt), rstd_g = gpu_poisoned({129}, dt);
+    Tensor mean_g = poisoned_gpu({129}, dt), rstd_g = poisoned_gpu({129}, dt);
     const Tensor xg = raw::transpose(to_gpu(base), 0, 1);
     cuda::layer_norm(xg, 1, to_gpu(w), to_gpu(b), 1e-5, out_g, mean_g, rstd_g);
     expect_close(raw::transpose(to_cpu(out_buffer), 0, 1), out, rtol_for(dt),
@@ -344,7 +314,7 @@ TEST(CudaLayerNorm, WeightGradientsAloneAndTransposedInput) {
     const Tensor g = random_tensor({129, 37}, dt, rng);
     Tensor none, dw = poisoned({37}, dt), db = poisoned({37}, dt);
     cpu::layer_norm_backward(g, x, 1, w, mean, rstd, none, dw, db);
-    Tensor dw_g = gpu_poisoned({37}, dt), db_g = gpu_poisoned({37}, dt);
+    Tensor dw_g = poisoned_gpu({37}, dt), db_g = poisoned_gpu({37}, dt);
     cuda::layer_norm_backward(to_gpu(g), xg, 1, to_gpu(w), mean_g, rstd_g, none, dw_g, db_g);
     expect_close(to_cpu(dw_g), dw, rtol_for(dt), describe("layer_norm_backward dw", x.shape(), dt));
     expect_close(to_cpu(db_g), db, rtol_for(dt), describe("layer_norm_backward db", x.shape(), dt));
@@ -369,14 +339,14 @@ TEST(CudaDropout, MaskIsBitIdenticalToTheCpuAndTheGeneratorsAdvanceAlike) {
         for (int round = 0; round < 2; ++round) {  // the second draw starts where the first ended
           Tensor out = poisoned(shape, dt), mask = full(shape, 9, kUInt8);
           cpu::dropout(x, p, gen_cpu, out, mask);
-          Tensor out_g = gpu_poisoned(shape, dt), mask_g = to_gpu(full(shape, 9, kUInt8));
+          Tensor out_g = poisoned_gpu(shape, dt), mask_g = to_gpu(full(shape, 9, kUInt8));
           cuda::dropout(to_gpu(x), p, gen_gpu, out_g, mask_g);
           EXPECT_EQ(gen_gpu.offset(), gen_cpu.offset()) << what;
           EXPECT_EQ(to_cpu(mask_g).to_vector<uint8_t>(), mask.to_vector<uint8_t>()) << what;
           expect_close(to_cpu(out_g), out, 0, what + " out");
 
           const Tensor g = random_tensor(shape, dt, rng);
-          Tensor dx = poisoned(shape, dt), dx_g = gpu_poisoned(shape, dt);
+          Tensor dx = poisoned(shape, dt), dx_g = poisoned_gpu(shape, dt);
           cpu::dropout_backward(g, mask, p, dx);
           cuda::dropout_backward(to_gpu(g), mask_g, p, dx_g);
           expect_close(to_cpu(dx_g), dx, 0, what + " backward");
@@ -393,7 +363,7 @@ TEST(CudaDropout, StridedOutputsAndMask) {
     Generator gen_cpu(99), gen_gpu(99);
     Tensor out = poisoned({40, 17}, dt), mask = full({40, 17}, 9, kUInt8);
     cpu::dropout(x, 0.4, gen_cpu, out, mask);
-    Tensor out_buffer = gpu_poisoned({17, 40}, dt);
+    Tensor out_buffer = poisoned_gpu({17, 40}, dt);
     Tensor mask_buffer = to_gpu(full({17, 40}, 9, kUInt8));
     Tensor out_g = raw::transpose(out_buffer, 0, 1), mask_g = raw::transpose(mask_buffer, 0, 1);
     cuda::dropout(raw::transpose(to_gpu(base), 0, 1), 0.4, gen_gpu, out_g, mask_g);
@@ -404,7 +374,7 @@ TEST(CudaDropout, StridedOutputsAndMask) {
 
     // The backward reads the strided mask.
     const Tensor g = random_tensor({40, 17}, dt, rng);
-    Tensor dx = poisoned({40, 17}, dt), dx_g = gpu_poisoned({40, 17}, dt);
+    Tensor dx = poisoned({40, 17}, dt), dx_g = poisoned_gpu({40, 17}, dt);
     cpu::dropout_backward(g, mask, 0.4, dx);
     cuda::dropout_backward(to_gpu(g), mask_g, 0.4, dx_g);
     expect_close(to_cpu(dx_g), dx, 0, "strided dropout backward");
@@ -422,7 +392,7 @@ TEST(CudaNorm, DispatchRunsOnTheGpuAndRejectsMixedDevices) {
   Tensor none, out = poisoned(x.shape(), kFloat32);
   cpu::layer_norm(x, 1, Tensor(), Tensor(), 1e-5, out, none, none);
   const Tensor xg = to_gpu(x);
-  Tensor out_g = gpu_poisoned(x.shape(), kFloat32);
+  Tensor out_g = poisoned_gpu(x.shape(), kFloat32);
   dispatch::layer_norm(xg, 1, Tensor(), Tensor(), 1e-5, out_g, none, none);
   expect_close(to_cpu(out_g), out, 1e-5, "dispatch::layer_norm");
 
@@ -433,7 +403,7 @@ TEST(CudaNorm, DispatchRunsOnTheGpuAndRejectsMixedDevices) {
             }).find("batch_norm: tensors on"),
             std::string::npos);
   const Tensor w_cpu = ones({4});
-  Tensor out2 = gpu_poisoned(x.shape(), kFloat32);
+  Tensor out2 = poisoned_gpu(x.shape(), kFloat32);
   EXPECT_NE(error_of([&] {
               dispatch::batch_norm(xg, w_cpu, Tensor(), none, none, true, 0.1, 1e-5, out2, none,
                                    none);

@@ -19,33 +19,24 @@
 #include "kernels/cuda/pool.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
 using cpu::Pool2dParams;
+using selfsup::test::error_of;
+using selfsup::test::poisoned_gpu;
+using selfsup::test::random_tensor;
+using selfsup::test::to_cpu;
+using selfsup::test::to_gpu;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-const Device kGpu = Device::cuda();
 const DType kFloats[] = {kFloat32, kFloat64};
 
-Tensor random_host(const Shape& shape, DType dtype, std::mt19937_64& rng, bool integers = false) {
-  std::uniform_real_distribution<double> u(-3.0, 3.0);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = integers ? std::round(u(rng)) : u(rng);  // whole numbers: many ties in every window
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
-Tensor to_gpu(const Tensor& t) {
-  return raw::to_device(t, kGpu);
-}
-Tensor to_cpu(const Tensor& t) {
-  return raw::to_device(t, kCPU);
-}
-
+// A poisoned output on the GPU: NaN, or -7 for integers (never an index).
 Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, is_floating(dtype) ? kNaN : -7.0, TensorOptions(dtype).device(kGpu));
+  return poisoned_gpu(shape, dtype, -7.0);
 }
 
 // An output buffer on the GPU, poisoned, either contiguous or a transposed view (H and W
@@ -84,15 +75,6 @@ void expect_equal_ints(const Tensor& got_dev, const Tensor& want, const std::str
   const Tensor got = to_cpu(got_dev);
   ASSERT_EQ(got.shape(), want.shape()) << what;
   EXPECT_EQ(got.to_vector<int64_t>(), want.to_vector<int64_t>()) << what;
-}
-
-std::string message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 struct WindowCase {
@@ -143,7 +125,7 @@ TEST(CudaPool, MaxPoolMatchesCpuWithTies) {
             const bool t_out = t_in;  // both layouts change together: enough coverage
             const std::string what =
                 describe(in, w.name, dtype, t_in, t_out) + (integers ? " (ties)" : "");
-            const Tensor x = random_host(in, dtype, rng, integers);
+            const Tensor x = random_tensor(in, dtype, rng, {.integers = integers});
             const Shape os = pooled(in, w.p);
             Tensor out = empty(os, dtype), idx = empty(os, kInt64);
             cpu::max_pool2d(x, w.p, out, idx);
@@ -158,7 +140,8 @@ TEST(CudaPool, MaxPoolLetsNaNWinLikeTheCpu) {
   SELFSUP_REQUIRE_GPU();
   std::mt19937_64 rng(2);
   for (DType dtype : kFloats) {
-    std::vector<double> v = random_host({1, 2, 7, 9}, kFloat64, rng, true).to_vector<double>();
+    std::vector<double> v =
+        random_tensor({1, 2, 7, 9}, kFloat64, rng, {.integers = true}).to_vector<double>();
     v[10] = kNaN;
     v[11] = kNaN;
     v[70] = kNaN;
@@ -184,11 +167,11 @@ TEST(CudaPool, MaxPoolBackwardMatchesCpuWithOverlappingWindows) {
           if (!fits(in, w.p)) continue;
           const std::string what = describe(in, w.name, dtype, t, t);
           // Ties in x make many windows pick one cell: the scatter's grouping is exercised.
-          const Tensor x = random_host(in, dtype, rng, true);
+          const Tensor x = random_tensor(in, dtype, rng, {.integers = true});
           const Shape os = pooled(in, w.p);
           Tensor out = empty(os, dtype), idx = empty(os, kInt64);
           cpu::max_pool2d(x, w.p, out, idx);
-          const Tensor gy = random_host(os, dtype, rng);
+          const Tensor gy = random_tensor(os, dtype, rng);
           Tensor gx = empty(in, dtype);
           cpu::max_pool2d_backward(gy, idx, gx);
           Tensor dgx = gpu_out(in, dtype, t);
@@ -204,11 +187,11 @@ TEST(CudaPool, MaxPoolBackwardOfManyPlanesAndLongPlanes) {
   // 1054 outputs, 33 chunks of 32 lanes with a ragged last one.
   for (const Shape& in : std::vector<Shape>{{3000, 1, 5, 7}, {1, 3, 61, 67}}) {
     const Pool2dParams p{3, 3, 2, 2, 1, 1};
-    const Tensor x = random_host(in, kFloat64, rng, true);
+    const Tensor x = random_tensor(in, kFloat64, rng, {.integers = true});
     const Shape os = pooled(in, p);
     Tensor out = empty(os, kFloat64), idx = empty(os, kInt64);
     cpu::max_pool2d(x, p, out, idx);
-    const Tensor gy = random_host(os, kFloat64, rng);
+    const Tensor gy = random_tensor(os, kFloat64, rng);
     Tensor gx = empty(in, kFloat64);
     cpu::max_pool2d_backward(gy, idx, gx);
     Tensor dgx = poisoned(in, kFloat64);
@@ -227,9 +210,9 @@ TEST(CudaPool, MaxPoolBackwardRejectsAnOutOfRangeIndexBeforeWriting) {
     const Tensor idx = from_vector<int64_t>(ix, {1, 2, 2, 2});
     Tensor gx_cpu = zeros({1, 2, 7, 9});
     const std::string want =
-        message([&] { cpu::max_pool2d_backward(raw::to_device(gy, kCPU), idx, gx_cpu); });
+        error_of([&] { cpu::max_pool2d_backward(raw::to_device(gy, kCPU), idx, gx_cpu); });
     Tensor dgx = poisoned({1, 2, 7, 9}, kFloat32);
-    EXPECT_EQ(message([&] { cuda::max_pool2d_backward(gy, to_gpu(idx), dgx); }), want);
+    EXPECT_EQ(error_of([&] { cuda::max_pool2d_backward(gy, to_gpu(idx), dgx); }), want);
     EXPECT_EQ(want, "max_pool2d_backward: index " + std::to_string(bad) +
                         " out of range for a 7x9 plane");
     for (double v : to_cpu(dgx).to_vector<double>())
@@ -250,7 +233,7 @@ TEST(CudaPool, AvgPoolAndBackwardMatchCpu) {
         for (bool t : {false, true}) {
           if (!fits(in, w.p)) continue;
           const std::string what = describe(in, w.name, dtype, t, t);
-          const Tensor x = random_host(in, dtype, rng);
+          const Tensor x = random_tensor(in, dtype, rng);
           const Shape os = pooled(in, w.p);
           Tensor out = empty(os, dtype);
           cpu::avg_pool2d(x, w.p, out);
@@ -258,7 +241,7 @@ TEST(CudaPool, AvgPoolAndBackwardMatchCpu) {
           cuda::avg_pool2d(gpu_in(x, t), w.p, dout);
           expect_close(dout, out, tol(dtype), what);
 
-          const Tensor gy = random_host(os, dtype, rng);
+          const Tensor gy = random_tensor(os, dtype, rng);
           Tensor gx = empty(in, dtype);
           cpu::avg_pool2d_backward(gy, w.p, gx);
           Tensor dgx = gpu_out(in, dtype, t);
@@ -288,14 +271,14 @@ TEST(CudaPool, AdaptiveAvgPoolAndBackwardMatchCpu) {
                                  std::to_string(o.second) + " " + dtype_name(dtype) +
                                  (t ? " transposed" : "");
         const Shape os{in[0], in[1], o.first, o.second};
-        const Tensor x = random_host(in, dtype, rng);
+        const Tensor x = random_tensor(in, dtype, rng);
         Tensor out = empty(os, dtype);
         cpu::adaptive_avg_pool2d(x, out);
         Tensor dout = gpu_out(os, dtype, t);
         cuda::adaptive_avg_pool2d(gpu_in(x, t), dout);
         expect_close(dout, out, tol(dtype), what);
 
-        const Tensor gy = random_host(os, dtype, rng);
+        const Tensor gy = random_tensor(os, dtype, rng);
         Tensor gx = empty(in, dtype);
         cpu::adaptive_avg_pool2d_backward(gy, gx);
         Tensor dgx = gpu_out(in, dtype, t);
@@ -313,28 +296,28 @@ TEST(CudaPool, ArgumentErrorsNameTheOpAndShapes) {
   const Tensor x = to_gpu(zeros({1, 2, 7, 9}));
   Tensor out = poisoned({1, 2, 4, 5}, kFloat32), idx = poisoned({1, 2, 4, 5}, kInt64);
   Tensor wrong = poisoned({1, 2, 4, 4}, kFloat32);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(error_of([&] {
               cuda::avg_pool2d(x, {3, 3, 2, 2, 1, 1}, wrong);
             }).find("avg_pool2d: out has shape [1, 2, 4, 4], expected [1, 2, 4, 5]"),
             std::string::npos);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(error_of([&] {
               cuda::max_pool2d(x, {3, 3, 2, 2, 2, 2}, out, idx);
             }).find("max_pool2d: padding 2x2"),
             std::string::npos);
   Tensor out64 = poisoned({1, 2, 4, 5}, kFloat64);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(error_of([&] {
               cuda::max_pool2d(x, {3, 3, 2, 2, 1, 1}, out64, idx);
             }).find("max_pool2d: out is float64, expected float32"),
             std::string::npos);
   const Tensor x3 = to_gpu(zeros({2, 7, 9}));
-  EXPECT_NE(message([&] { cuda::adaptive_avg_pool2d(x3, out); }).find("must be 4-d"),
+  EXPECT_NE(error_of([&] { cuda::adaptive_avg_pool2d(x3, out); }).find("must be 4-d"),
             std::string::npos);
 }
 
 TEST(CudaPool, DispatchRoutesByDeviceAndRejectsMixedDevices) {
   SELFSUP_REQUIRE_GPU();
   std::mt19937_64 rng(7);
-  const Tensor x = random_host({2, 3, 7, 9}, kFloat32, rng);
+  const Tensor x = random_tensor({2, 3, 7, 9}, kFloat32, rng);
   const Pool2dParams p{3, 3, 2, 2, 1, 1};
   Tensor out = empty({2, 3, 4, 5}), idx = empty({2, 3, 4, 5}, kInt64);
   dispatch::max_pool2d(x, p, out, idx);
@@ -343,17 +326,17 @@ TEST(CudaPool, DispatchRoutesByDeviceAndRejectsMixedDevices) {
   expect_close(dout, out, 0.0, "dispatch::max_pool2d");
 
   Tensor cpu_out = empty({2, 3, 4, 5});
-  EXPECT_EQ(message([&] { dispatch::max_pool2d(to_gpu(x), p, cpu_out, didx); }),
+  EXPECT_EQ(error_of([&] { dispatch::max_pool2d(to_gpu(x), p, cpu_out, didx); }),
             "max_pool2d: tensors on cuda:0 and cpu");
-  EXPECT_EQ(message([&] { dispatch::avg_pool2d(x, p, dout); }),
+  EXPECT_EQ(error_of([&] { dispatch::avg_pool2d(x, p, dout); }),
             "avg_pool2d: tensors on cpu and cuda:0");
   Tensor gx = poisoned({2, 3, 7, 9}, kFloat32);
-  EXPECT_EQ(message([&] { dispatch::max_pool2d_backward(dout, idx, gx); }),
+  EXPECT_EQ(error_of([&] { dispatch::max_pool2d_backward(dout, idx, gx); }),
             "max_pool2d_backward: tensors on cuda:0 and cpu");
-  EXPECT_EQ(message([&] { dispatch::avg_pool2d_backward(out, p, gx); }),
+  EXPECT_EQ(error_of([&] { dispatch::avg_pool2d_backward(out, p, gx); }),
             "avg_pool2d_backward: tensors on cpu and cuda:0");
-  EXPECT_EQ(message([&] { dispatch::adaptive_avg_pool2d(x, dout); }),
+  EXPECT_EQ(error_of([&] { dispatch::adaptive_avg_pool2d(x, dout); }),
             "adaptive_avg_pool2d: tensors on cpu and cuda:0");
-  EXPECT_EQ(message([&] { dispatch::adaptive_avg_pool2d_backward(out, gx); }),
+  EXPECT_EQ(error_of([&] { dispatch::adaptive_avg_pool2d_backward(out, gx); }),
             "adaptive_avg_pool2d_backward: tensors on cpu and cuda:0");
 }

@@ -20,8 +20,10 @@
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/reduce.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
 
@@ -49,22 +51,9 @@ std::string layout_name(Layout l) {
   return "?";
 }
 
-struct Values {
-  double lo = -3.0, hi = 3.0;
-  bool integers = false;  // small whole numbers, so extremes tie
-};
-
 // Small whole numbers for the extremes: every row has ties. uint8 stays non-negative.
 Values ties_for(DType dt) {
   return dt == kUInt8 ? Values{0.0, 4.0, true} : Values{-2.0, 2.0, true};
-}
-
-Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, Values v) {
-  std::uniform_real_distribution<double> u(v.lo, v.hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = v.integers ? std::round(u(rng)) : u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
 }
 
 struct Input {
@@ -133,38 +122,6 @@ GpuOut gpu_out(const Shape& shape, DType dt, bool transposed = false) {
   return o;
 }
 
-// ---- comparison ----
-
-// got (from the GPU) against want (from the CPU): NaN where want is NaN, equal infinities,
-// else within atol + rtol |want|.
-void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
-                  const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  int failures = 0;
-  for (size_t i = 0; i < w.size() && failures < 5; ++i) {
-    const double e = w[i], v = g[i];
-    bool ok;
-    if (std::isnan(e))
-      ok = std::isnan(v);
-    else if (std::isinf(e))
-      ok = v == e;
-    else
-      ok = std::abs(v - e) <= atol + rtol * std::abs(e);
-    if (!ok) {
-      ++failures;
-      ADD_FAILURE() << what << ": element " << i << " is " << v << ", expected " << e;
-    }
-  }
-}
-
-double max_abs(const Tensor& x) {
-  double m = 0;
-  for (double v : x.to_vector<double>())
-    if (!std::isnan(v)) m = std::max(m, std::abs(v));
-  return m;
-}
-
 std::string dims_str(const std::vector<int64_t>& dims) {
   return "dims " + shape_str(dims);
 }
@@ -181,7 +138,7 @@ void check_sum_like(Kind kind, const Input& in, const std::vector<int64_t>& dims
   const Shape shape = reduced_shape(in.cpu.shape(), dims, keepdim, "test");
   const int64_t outputs = shape_numel(shape);
   const double n = outputs > 0 ? static_cast<double>(in.cpu.numel()) / outputs : 0.0;
-  const double scale = max_abs(in.cpu);
+  const double scale = max_abs(in.cpu, /*finite_only=*/false);  // infinities included
   Tensor want = cpu_out(shape, dt);
   GpuOut got = gpu_out(shape, dt, transposed_out);
   std::string name;
@@ -550,23 +507,6 @@ TEST(CudaReduce, SumToUndoesBroadcasting) {
 // ============================================================================================
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool mentions(const std::string& message, const std::string& fragment) {
-  return message.find(fragment) != std::string::npos;
-}
-
-}  // namespace
 
 TEST(CudaReduceHost, BadArgumentsAreErrorsNamingTheOp) {
   Tensor x = zeros({4, 3}), out = zeros({4}), idx = zeros({4}, kInt64), scalar = zeros({});

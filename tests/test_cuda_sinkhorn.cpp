@@ -15,23 +15,12 @@
 #include "kernels/cpu/sinkhorn.h"
 #include "kernels/cuda/sinkhorn.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 // These throw before any CUDA call, so they run without a GPU.
 TEST(CudaSinkhornHost, BadArgumentsAreErrorsNamingTheOp) {
@@ -47,10 +36,6 @@ TEST(CudaSinkhornHost, BadArgumentsAreErrorsNamingTheOp) {
 }
 
 namespace {
-
-Tensor poisoned(const Shape& shape) {
-  return raw::to_device(full(shape, NAN), Device::cuda());
-}
 
 Tensor random_scores(int64_t b, int64_t k, uint64_t seed) {
   Generator g(seed);
@@ -75,7 +60,7 @@ TEST(CudaSinkhorn, MatchesTheCpuPath) {
     const Tensor s = random_scores(c.b, c.k, 7 * c.b + c.k);
     Tensor want = empty(s.shape());
     cpu::sinkhorn(s, c.eps, c.iterations, want);
-    Tensor out = poisoned(s.shape());
+    Tensor out = poisoned_gpu(s.shape());
     cuda::sinkhorn(raw::to_device(s, Device::cuda()), c.eps, c.iterations, out);
     const std::vector<float> got = raw::to_device(out, kCPU).to_vector<float>();
     const std::vector<float> ref = want.to_vector<float>();
@@ -88,7 +73,7 @@ TEST(CudaSinkhorn, MatchesTheCpuPath) {
 TEST(CudaSinkhorn, RowsSumToOne) {
   SELFSUP_REQUIRE_GPU();
   const Tensor s = random_scores(301, 77, 5);
-  Tensor out = poisoned(s.shape());
+  Tensor out = poisoned_gpu(s.shape());
   cuda::sinkhorn(raw::to_device(s, Device::cuda()), 0.05, 3, out);
   const std::vector<float> q = raw::to_device(out, kCPU).to_vector<float>();
   for (int64_t i = 0; i < 301; ++i) {
@@ -103,7 +88,7 @@ TEST(CudaSinkhorn, NonFiniteScoresAreAnError) {
   SELFSUP_REQUIRE_GPU();
   Tensor s = random_scores(9, 5, 6);
   s.data_ptr<float>()[17] = INFINITY;
-  Tensor out = poisoned(s.shape());
+  Tensor out = poisoned_gpu(s.shape());
   EXPECT_NE(error_of([&] {
               cuda::sinkhorn(raw::to_device(s, Device::cuda()), 0.05, 3, out);
             }).find("sinkhorn: scores [9, 5] contain a non-finite value"),

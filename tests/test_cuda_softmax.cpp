@@ -24,66 +24,16 @@
 #include "kernels/cuda/softmax.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 const DType kFloatTypes[] = {kFloat32, kFloat64};
-
-Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, double lo = -3.0,
-                     double hi = 3.0) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
-Tensor to_gpu(const Tensor& t) {
-  return raw::to_device(raw::contiguous(t), Device::cuda());
-}
-
-Tensor to_cpu(const Tensor& t) {
-  return raw::to_device(t, kCPU);
-}
-
-// A NaN-filled device tensor.
-Tensor gpu_poisoned(const Shape& shape, DType dt) {
-  return to_gpu(full(shape, kNaN, dt));
-}
-
-double max_abs(const Tensor& x) {
-  double m = 0;
-  for (double v : x.to_vector<double>())
-    if (std::isfinite(v)) m = std::max(m, std::abs(v));
-  return m;
-}
-
-// got (GPU) against want (CPU): NaN where want is NaN, equal infinities, else within
-// rtol |want| + atol.
-void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
-                  const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  int failures = 0;
-  for (size_t i = 0; i < w.size() && failures < 5; ++i) {
-    const double e = w[i], v = g[i];
-    bool ok;
-    if (std::isnan(e))
-      ok = std::isnan(v);
-    else if (std::isinf(e))
-      ok = v == e;
-    else
-      ok = std::abs(v - e) <= atol + rtol * std::abs(e);
-    if (!ok) {
-      ++failures;
-      ADD_FAILURE() << what << ": element " << i << " is " << v << ", expected " << e;
-    }
-  }
-}
 
 double rtol_for(DType dt) {
   return dt == kFloat32 ? 2e-5 : 1e-12;
@@ -148,7 +98,7 @@ void check_row_op(const RowOp& op, const Tensor& x, int64_t dim, std::mt19937_64
   Tensor want = full(x.shape(), kNaN, dt);
   op.cpu(x, op.backward ? &y : nullptr, dim, want);
   const Tensor xg = to_gpu(x), yg = op.backward ? to_gpu(y) : Tensor();
-  Tensor got = gpu_poisoned(x.shape(), dt);
+  Tensor got = poisoned_gpu(x.shape(), dt);
   op.gpu(xg, op.backward ? &yg : nullptr, dim, got);
   expect_close(to_cpu(got), want, rtol_for(dt), rtol_for(dt) * (1 + max_abs(want)), what);
 }
@@ -172,7 +122,7 @@ Tensor random_targets(int64_t n, int64_t c, std::mt19937_64& rng) {
 // Rows of probabilities (softmax of random logits), scaled by a per-row mass in [0.5, 1.5].
 Tensor soft_targets(int64_t n, int64_t c, DType dt, std::mt19937_64& rng) {
   Tensor p = full({n, c}, kNaN, dt);
-  cpu::softmax(random_tensor({n, c}, dt, rng, -2.0, 2.0), 1, p);
+  cpu::softmax(random_tensor({n, c}, dt, rng, {.lo = -2.0, .hi = 2.0}), 1, p);
   std::uniform_real_distribution<double> mass(0.5, 1.5);
   std::vector<double> v = p.to_vector<double>();
   for (int64_t i = 0; i < n; ++i) {
@@ -181,15 +131,6 @@ Tensor soft_targets(int64_t n, int64_t c, DType dt, std::mt19937_64& rng) {
       v[i * c + j] *= m;
   }
   return raw::to_dtype(from_vector<double>(v, {n, c}), dt);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -255,7 +196,7 @@ TEST(CudaSoftmax, TransposedInputsAndOutputs) {
       // GPU: the same views of device copies, into a transposed view of a poisoned buffer.
       const Tensor xg = raw::transpose(to_gpu(base), 0, 1);
       const Tensor yg = raw::transpose(to_gpu(raw::transpose(y, 0, 1)), 0, 1);
-      Tensor buffer = gpu_poisoned({33, 17}, dt);
+      Tensor buffer = poisoned_gpu({33, 17}, dt);
       Tensor got = raw::transpose(buffer, 0, 1);
       cuda::softmax_backward(xg, yg, dim, got);
       const std::string what = describe("transposed softmax_backward", {17, 33}, dim, dt);
@@ -263,7 +204,7 @@ TEST(CudaSoftmax, TransposedInputsAndOutputs) {
 
       Tensor want_f = full({17, 33}, kNaN, dt);
       cpu::log_softmax(x, dim, want_f);
-      Tensor buffer_f = gpu_poisoned({33, 17}, dt);
+      Tensor buffer_f = poisoned_gpu({33, 17}, dt);
       Tensor got_f = raw::transpose(buffer_f, 0, 1);
       cuda::log_softmax(xg, dim, got_f);
       expect_close(raw::transpose(to_cpu(buffer_f), 0, 1), want_f, rtol_for(dt), rtol_for(dt),
@@ -300,10 +241,10 @@ void check_cross_entropy(const Tensor& logits, const Tensor& targets, bool soft,
   const DType dt = logits.dtype();
   const Shape loss_shape = loss_1d ? Shape{1} : Shape{};
   Tensor want_loss = full(loss_shape, kNaN, dt), want_grad;
-  Tensor got_loss = gpu_poisoned(loss_shape, dt), got_grad;
+  Tensor got_loss = poisoned_gpu(loss_shape, dt), got_grad;
   if (with_grad) {
     want_grad = full(logits.shape(), kNaN, dt);
-    got_grad = gpu_poisoned(logits.shape(), dt);
+    got_grad = poisoned_gpu(logits.shape(), dt);
   }
   const Tensor lg = to_gpu(logits), tg = to_gpu(targets);
   if (soft) {
@@ -329,7 +270,7 @@ TEST(CudaCrossEntropy, ClassTargetsMatchTheCpu) {
     for (const Shape& shape : kLogitShapes)
       for (bool with_grad : {true, false})
         for (bool loss_1d : {false, true}) {
-          const Tensor x = random_tensor(shape, dt, rng, -5.0, 5.0);
+          const Tensor x = random_tensor(shape, dt, rng, {.lo = -5.0, .hi = 5.0});
           const Tensor t = random_targets(shape[0], shape[1], rng);
           check_cross_entropy(x, t, false, with_grad, loss_1d,
                               describe("cross_entropy", shape, 1, dt) +
@@ -346,8 +287,8 @@ TEST(CudaCrossEntropy, TransposedLogitsTakeTheGeneralPath) {
     const Tensor t = random_targets(13, 40, rng);
     Tensor want_loss = full({}, kNaN, dt), want_grad = full({13, 40}, kNaN, dt);
     cpu::cross_entropy(x, t, want_loss, want_grad);
-    Tensor got_loss = gpu_poisoned({}, dt);
-    Tensor grad_buffer = gpu_poisoned({40, 13}, dt);
+    Tensor got_loss = poisoned_gpu({}, dt);
+    Tensor grad_buffer = poisoned_gpu({40, 13}, dt);
     Tensor got_grad = raw::transpose(grad_buffer, 0, 1);
     cuda::cross_entropy(raw::transpose(to_gpu(base), 0, 1), to_gpu(t), got_loss, got_grad);
     expect_close(to_cpu(got_loss), want_loss, rtol_for(dt), rtol_for(dt), "transposed loss");
@@ -362,7 +303,7 @@ TEST(CudaCrossEntropy, SoftTargetsMatchTheCpu) {
   for (DType dt : kFloatTypes)
     for (const Shape& shape : kLogitShapes)
       for (bool with_grad : {true, false}) {
-        const Tensor x = random_tensor(shape, dt, rng, -5.0, 5.0);
+        const Tensor x = random_tensor(shape, dt, rng, {.lo = -5.0, .hi = 5.0});
         const Tensor p = soft_targets(shape[0], shape[1], dt, rng);
         check_cross_entropy(
             x, p, true, with_grad, false,
@@ -398,7 +339,7 @@ TEST(CudaSoftmax, DispatchRunsOnTheGpuAndRejectsMixedDevices) {
   Tensor want = full(x.shape(), kNaN, kFloat32);
   cpu::softmax(x, 1, want);
   const Tensor xg = to_gpu(x);
-  Tensor got = gpu_poisoned(x.shape(), kFloat32);
+  Tensor got = poisoned_gpu(x.shape(), kFloat32);
   dispatch::softmax(xg, 1, got);
   expect_close(to_cpu(got), want, 2e-5, 1e-7, "dispatch::softmax");
 

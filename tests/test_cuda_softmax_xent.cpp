@@ -14,8 +14,10 @@
 #include "kernels/cpu/softmax.h"
 #include "kernels/cuda/softmax_xent.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 TEST(CudaSoftmaxXentHost, AutoPicksAWarpPerRowForShortRows) {
   EXPECT_EQ(cuda::softmax_xent_auto_version(1), 3);
@@ -25,19 +27,6 @@ TEST(CudaSoftmaxXentHost, AutoPicksAWarpPerRowForShortRows) {
 }
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 // These throw before any CUDA call, so they run without a GPU.
 TEST(CudaSoftmaxXentHost, BadArgumentsAreErrorsNamingTheOp) {
@@ -61,10 +50,6 @@ TEST(CudaSoftmaxXentHost, BadArgumentsAreErrorsNamingTheOp) {
 
 namespace {
 
-Tensor poisoned(const Shape& shape) {
-  return raw::to_device(full(shape, NAN), Device::cuda());
-}
-
 // Loss and gradient from the GPU, copied back.
 struct Result {
   double loss;
@@ -72,8 +57,8 @@ struct Result {
 };
 
 Result run_class_targets(const Tensor& logits, const Tensor& targets, int version, bool grad) {
-  Tensor loss = poisoned({});
-  Tensor g = grad ? poisoned(logits.shape()) : Tensor();
+  Tensor loss = poisoned_gpu({});
+  Tensor g = grad ? poisoned_gpu(logits.shape()) : Tensor();
   cuda::softmax_cross_entropy(raw::to_device(logits, Device::cuda()),
                               raw::to_device(targets, Device::cuda()), loss, g, version);
   Result r{raw::to_device(loss, kCPU).item(), {}};
@@ -151,7 +136,7 @@ TEST_P(CudaSoftmaxXent, NtXentLayout) {
       for (double& g : want.grad)
         g /= temperature;
 
-      Tensor loss = poisoned({}), grad = poisoned({rows, rows});
+      Tensor loss = poisoned_gpu({}), grad = poisoned_gpu({rows, rows});
       cuda::nt_xent(raw::to_device(sim, Device::cuda()), temperature, loss, grad, GetParam());
       const Result got{raw::to_device(loss, kCPU).item(),
                        raw::to_device(grad, kCPU).to_vector<double>()};

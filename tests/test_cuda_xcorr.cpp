@@ -14,27 +14,16 @@
 #include "kernels/cpu/xcorr.h"
 #include "kernels/cuda/xcorr.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 
 TEST(CudaXcorrHost, DefaultIsTheFusedVersion) {
   EXPECT_EQ(cuda::kXcorrDefault, cuda::kXcorrVersions);
 }
 
 #if SELFSUP_WITH_CUDA
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 // These throw before any CUDA call, so they run without a GPU.
 TEST(CudaXcorrHost, BadArgumentsAreErrorsNamingTheOp) {
@@ -56,9 +45,6 @@ TEST(CudaXcorrHost, BadArgumentsAreErrorsNamingTheOp) {
 
 namespace {
 
-Tensor poisoned(const Shape& shape) {
-  return raw::to_device(full(shape, NAN), Device::cuda());
-}
 std::vector<double> host(const Tensor& t) {
   return raw::to_device(t, kCPU).to_vector<double>();
 }
@@ -117,15 +103,16 @@ TEST_P(CudaXcorr, ForwardAndBackwardMatchTheCpu) {
     // GPU.
     const Tensor za_dev = raw::to_device(za, Device::cuda());
     const Tensor zb_dev = raw::to_device(zb, Device::cuda());
-    Tensor c = poisoned({d, d}), loss = poisoned({});
-    Tensor ma = poisoned({d}), ra = poisoned({d}), mb = poisoned({d}), rb = poisoned({d});
+    Tensor c = poisoned_gpu({d, d}), loss = poisoned_gpu({});
+    Tensor ma = poisoned_gpu({d}), ra = poisoned_gpu({d}), mb = poisoned_gpu({d}),
+           rb = poisoned_gpu({d});
     cuda::barlow_xcorr_forward(za_dev, zb_dev, eps, lambda, c, loss, ma, ra, mb, rb, GetParam());
     EXPECT_LE(relative_error(host(c), c_want), 1e-5 * std::sqrt(static_cast<double>(n)) + 1e-5);
     EXPECT_LE(relative_error(host(ra), ra64.to_vector<double>()), 1e-5);
     EXPECT_LE(relative_error(host(rb), rb64.to_vector<double>()), 1e-5);
     EXPECT_NEAR(host(loss)[0], loss_want, 1e-4 * (1 + loss_want));
 
-    Tensor ga = poisoned({n, d}), gb = poisoned({n, d});
+    Tensor ga = poisoned_gpu({n, d}), gb = poisoned_gpu({n, d});
     cuda::barlow_xcorr_backward(za_dev, zb_dev, c, ma, ra, mb, rb, lambda, ga, gb);
     EXPECT_LE(relative_error(host(ga), ga64.to_vector<double>()), 1e-4);
     EXPECT_LE(relative_error(host(gb), gb64.to_vector<double>()), 1e-4);

@@ -19,26 +19,14 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/dispatch.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
+using namespace selfsup::test;
 using cpu::BinaryOp;
 using cpu::UnaryOp;
 
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937_64& rng, bool integers = false) {
-  std::uniform_real_distribution<double> u(-3.0, 3.0);
-  std::vector<double> data(shape_numel(shape));
-  for (double& x : data)
-    x = integers ? std::round(u(rng)) : u(rng);
-  return raw::to_dtype(from_vector<double>(data, shape), dtype);
-}
-
-Tensor poisoned(const Shape& shape, DType dtype) {
-  return full(shape, is_floating(dtype) ? kNaN : 171.0, dtype);
-}
 
 // Bit-for-bit equal, NaN matching NaN (the same kernel ran on both sides).
 void expect_identical(const Tensor& got, const Tensor& want, const std::string& what) {
@@ -52,15 +40,6 @@ void expect_identical(const Tensor& got, const Tensor& want, const std::string& 
     }
     ASSERT_EQ(g[i], w[i]) << what << ": element " << i;
   }
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,    UnaryOp::Log,        UnaryOp::Sqrt,
@@ -94,8 +73,8 @@ TEST(KernelsDispatch, BinaryAndScalarOnCpuAreTheCpuKernels) {
   std::mt19937_64 rng(2);
   for (DType dtype : {kFloat32, kFloat64})
     for (BinaryOp op : kBinaryOps) {
-      const Tensor a = random_tensor({5, 1, 129}, dtype, rng, true);
-      const Tensor b = random_tensor({1, 9, 1}, dtype, rng, true);
+      const Tensor a = random_tensor({5, 1, 129}, dtype, rng, {.integers = true});
+      const Tensor b = random_tensor({1, 9, 1}, dtype, rng, {.integers = true});
       const DType out_dtype = is_comparison(op) ? kUInt8 : dtype;
       Tensor want = poisoned({5, 9, 129}, out_dtype), got = poisoned({5, 9, 129}, out_dtype);
       cpu::binary(op, a, b, want);
@@ -122,7 +101,7 @@ TEST(KernelsDispatch, AxpbyClampWhereFillOnCpuAreTheCpuKernels) {
     dispatch::clamp(a, -1.0, 0.5, got);
     expect_identical(got, want, "clamp");
 
-    const Tensor cond = random_tensor({33, 1}, kUInt8, rng, true);
+    const Tensor cond = random_tensor({33, 1}, kUInt8, rng, {.integers = true});
     cpu::where(cond, a, b, want);
     dispatch::where(cond, a, b, got);
     expect_identical(got, want, "where");
