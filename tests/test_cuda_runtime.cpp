@@ -33,6 +33,24 @@ TEST(CudaRuntime, SteadyStateReusesCachedBlocks) {
   EXPECT_GE(cuda::allocator_stats().bytes_cached, 4000000u);
 }
 
+// full / zeros / ones on the device fill in place (raw::set_device_fill), every dtype, with no
+// pinned or host staging buffer; requires_grad is kept.
+TEST(CudaRuntime, FactoriesFillOnTheDevice) {
+  SELFSUP_REQUIRE_GPU();
+  const size_t host_allocs = cuda::pinned_stats().host_allocs;
+  Tensor z = zeros({333, 7}, TensorOptions(kFloat32).device(Device::cuda()).requires_grad());
+  EXPECT_TRUE(z.requires_grad());
+  for (float v : z.to_vector<float>())
+    ASSERT_EQ(v, 0.f);
+  for (DType dtype : {kFloat64, kInt64, kUInt8}) {
+    Tensor t = full({5, 3}, 7.0, TensorOptions(dtype).device(Device::cuda()));
+    EXPECT_EQ(t.dtype(), dtype);
+    for (double v : t.to_vector<double>())
+      ASSERT_EQ(v, 7.0) << dtype_name(dtype);
+  }
+  EXPECT_EQ(cuda::pinned_stats().host_allocs, host_allocs);
+}
+
 TEST(CudaRuntime, WithoutAGpuDeviceTensorsAreAClearError) {
   if (cuda::gpu_available()) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";
   EXPECT_THROW(empty({4}, Device::cuda()), Error);
