@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/views.h"
+#include "kernels/conv_plan.h"
 #include "kernels/cpu/conv_norm_util.h"
 #include "kernels/cpu/eigen.h"
 
@@ -46,15 +47,8 @@ using ConstMatMap = Eigen::Map<const RowMatrix<T>>;
 template <typename T>
 using ConstVecMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
 
-int64_t checked_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, const char* op) {
-  SELFSUP_CHECK(stride > 0, op, ": stride must be positive, got ", stride);
-  SELFSUP_CHECK(pad >= 0, op, ": padding must be non-negative, got ", pad);
-  SELFSUP_CHECK(kernel > 0, op, ": kernel size must be positive, got ", kernel);
-  SELFSUP_CHECK(in + 2 * pad >= kernel, op, ": kernel size ", kernel,
-                " is larger than the padded input size ", in + 2 * pad, " (input ", in,
-                ", padding ", pad, ")");
-  return (in + 2 * pad - kernel) / stride + 1;
-}
+// The argument checks the CUDA kernels share are in kernels/conv_plan.h.
+using conv_plan::checked_out_size;
 
 // The outputs o in [0, out) whose input position o*stride - pad + tap lies in [0, in), as the
 // half-open range [lo, hi). Computing it once per kernel tap keeps bounds checks out of the
@@ -86,13 +80,10 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Conv2dParams&
                            const char* op) {
   detail::check_float_cpu(x, op, "input");
   detail::check_float_cpu(w, op, "weight");
-  SELFSUP_CHECK(x.dim() == 4, op, ": input must be 4-d [N, C, H, W], got ", shape_str(x.shape()));
-  SELFSUP_CHECK(w.dim() == 4, op, ": weight must be 4-d [O, C, KH, KW], got ",
-                shape_str(w.shape()));
+  conv_plan::check_ranks(x, w, op);
   SELFSUP_CHECK(x.dtype() == w.dtype(), op, ": input is ", dtype_name(x.dtype()), " but weight is ",
                 dtype_name(w.dtype()));
-  SELFSUP_CHECK(x.size(1) == w.size(1), op, ": input ", shape_str(x.shape()), " has ", x.size(1),
-                " channels, weight ", shape_str(w.shape()), " expects ", w.size(1));
+  conv_plan::check_channels(x, w, op);
   ConvGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), 0, 0};
   g.OH = checked_out_size(g.H, g.KH, p.stride_h, p.pad_h, op);
   g.OW = checked_out_size(g.W, g.KW, p.stride_w, p.pad_w, op);
@@ -303,13 +294,8 @@ template void col2im<double>(const double*, int64_t, int64_t, int64_t, int64_t, 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
             Tensor& out) {
   const ConvGeometry g = conv_geometry(x, w, p, "conv2d");
-  if (bias.defined()) {
-    detail::check_dtype_cpu(bias, x.dtype(), "conv2d", "bias");
-    SELFSUP_CHECK(bias.shape() == Shape{g.O}, "conv2d: bias ", shape_str(bias.shape()),
-                  " does not match weight ", shape_str(w.shape()), " (expects [", g.O, "])");
-  }
-  detail::check_dtype_cpu(out, x.dtype(), "conv2d", "out");
-  detail::check_shape(out, {g.N, g.O, g.OH, g.OW}, "conv2d", "out");
+  conv_plan::check_forward_outputs("conv2d", x, w, bias, out, {g.N, g.O, g.OH, g.OW},
+                                   detail::check_dtype_cpu);
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>) conv2d_forward<T>(g, x, w, bias, p, out);
@@ -320,20 +306,8 @@ void conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& w,
                      const Conv2dParams& p, Tensor& grad_x, Tensor& grad_w, Tensor& grad_b) {
   const char* op = "conv2d_backward";
   const ConvGeometry g = conv_geometry(x, w, p, op);
-  detail::check_dtype_cpu(grad_out, x.dtype(), op, "grad_out");
-  detail::check_shape(grad_out, {g.N, g.O, g.OH, g.OW}, op, "grad_out");
-  if (grad_x.defined()) {
-    detail::check_dtype_cpu(grad_x, x.dtype(), op, "grad_x");
-    detail::check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  if (grad_w.defined()) {
-    detail::check_dtype_cpu(grad_w, x.dtype(), op, "grad_w");
-    detail::check_shape(grad_w, w.shape(), op, "grad_w");
-  }
-  if (grad_b.defined()) {
-    detail::check_dtype_cpu(grad_b, x.dtype(), op, "grad_b");
-    detail::check_shape(grad_b, {g.O}, op, "grad_b");
-  }
+  conv_plan::check_backward_grads(op, x, w, grad_out, {g.N, g.O, g.OH, g.OW}, grad_x, grad_w,
+                                  grad_b, detail::check_dtype_cpu);
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>)

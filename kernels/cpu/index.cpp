@@ -19,6 +19,7 @@
 
 #include "core/strided.h"
 #include "core/views.h"
+#include "kernels/index_plan.h"
 
 namespace selfsup::cpu {
 
@@ -30,21 +31,9 @@ constexpr int64_t kParallelElements = 1 << 15;
 // Checks
 // ------------------------------------------------------------------------------------------
 
-void check_cpu(const char* op, const char* name, const Tensor& t) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+// Every tensor on the CPU (the argument checks themselves are in kernels/index_plan.h).
+void check_cpu(const char* op, const char* name, const Tensor& t, const Device&) {
   SELFSUP_CHECK(t.device().is_cpu(), op, ": ", name, " is on ", t.device().str());
-}
-
-void check_index_dtype(const char* op, const Tensor& index) {
-  check_cpu(op, "index", index);
-  SELFSUP_CHECK(index.dtype() == kInt64, op, ": index must be int64, got ",
-                dtype_name(index.dtype()));
-}
-
-void check_same_dtype(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
-                      const char* b_name) {
-  SELFSUP_CHECK(a.dtype() == b.dtype(), op, ": ", a_name, " is ", dtype_name(a.dtype()), " but ",
-                b_name, " is ", dtype_name(b.dtype()));
 }
 
 // Every element of index (any shape, any strides) must lie in [0, size).
@@ -53,18 +42,9 @@ void check_index_range(const char* op, const Tensor& index, int64_t dim, int64_t
   std::array<const Shape*, 1> strides{&index.strides()};
   for_each_run(index.shape(), strides, {0},
                [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& s) {
-                 for (int64_t i = 0; i < n; ++i) {
-                   const int64_t v = p[off[0] + i * s[0]];
-                   SELFSUP_CHECK(v >= 0 && v < size, op, ": index ", v, " is out of range for dim ",
-                                 dim, " with size ", size);
-                 }
+                 for (int64_t i = 0; i < n; ++i)
+                   index_plan::check_index_value(op, p[off[0] + i * s[0]], dim, size);
                });
-}
-
-// x.shape() with shape[dim] replaced by n.
-Shape with_size(Shape shape, int64_t dim, int64_t n) {
-  shape[dim] = n;
-  return shape;
 }
 
 Shape without_dim(Shape s, int64_t dim) {
@@ -187,18 +167,6 @@ void scatter_add_typed(Tensor& out, int64_t dim, const Tensor& index, const Tens
                });
 }
 
-// gather and scatter_add_ share their shape rules: index has the data tensor's rank and is no
-// larger than it along every dim but `dim`.
-void check_gather_shapes(const char* op, const Tensor& data, const char* data_name, int64_t dim,
-                         const Tensor& index) {
-  SELFSUP_CHECK(index.dim() == data.dim(), op, ": index ", shape_str(index.shape()), " and ",
-                data_name, " ", shape_str(data.shape()), " differ in rank");
-  for (int64_t d = 0; d < data.dim(); ++d)
-    SELFSUP_CHECK(d == dim || index.size(d) <= data.size(d), op, ": index ",
-                  shape_str(index.shape()), " is larger than ", data_name, " ",
-                  shape_str(data.shape()), " along dim ", d);
-}
-
 }  // namespace
 
 // ============================================================================================
@@ -207,17 +175,8 @@ void check_gather_shapes(const char* op, const Tensor& data, const char* data_na
 
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
   const char* op = "index_select";
-  check_cpu(op, "x", x);
-  check_cpu(op, "out", out);
-  check_index_dtype(op, index);
-  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
-  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
-  dim = normalize_dim(dim, x.dim(), op);
+  dim = index_plan::check_index_select(op, x, dim, index, out, check_cpu);
   const int64_t n = index.numel();
-  const Shape expected = with_size(x.shape(), dim, n);
-  SELFSUP_CHECK(out.shape() == expected, op, ": out has shape ", shape_str(out.shape()),
-                ", expected ", shape_str(expected));
-  check_same_dtype(op, out, "out", x, "x");
   check_index_range(op, index, dim, x.size(dim));
   const Tensor idx = raw::contiguous(index);
   dispatch_dtype(x.dtype(), [&](auto tag) {
@@ -227,18 +186,8 @@ void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out
 
 void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "index_add_";
-  check_cpu(op, "out", out);
-  check_cpu(op, "src", src);
-  check_index_dtype(op, index);
-  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
-  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
-  dim = normalize_dim(dim, out.dim(), op);
+  dim = index_plan::check_index_add(op, out, dim, index, src, check_cpu);
   const int64_t n = index.numel();
-  const Shape expected = with_size(out.shape(), dim, n);
-  SELFSUP_CHECK(src.shape() == expected, op, ": src has shape ", shape_str(src.shape()),
-                ", expected ", shape_str(expected), " for out ", shape_str(out.shape()), " and ", n,
-                " indices");
-  check_same_dtype(op, src, "src", out, "out");
   check_index_range(op, index, dim, out.size(dim));
   const Tensor idx = raw::contiguous(index);
   dispatch_dtype(out.dtype(), [&](auto tag) {
@@ -249,30 +198,14 @@ void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src
 
 void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
   const char* op = "gather";
-  check_cpu(op, "x", x);
-  check_cpu(op, "out", out);
-  check_index_dtype(op, index);
-  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
-  dim = normalize_dim(dim, x.dim(), op);
-  check_gather_shapes(op, x, "x", dim, index);
-  SELFSUP_CHECK(out.shape() == index.shape(), op, ": out has shape ", shape_str(out.shape()),
-                ", expected the index shape ", shape_str(index.shape()));
-  check_same_dtype(op, out, "out", x, "x");
+  dim = index_plan::check_gather(op, x, dim, index, out, check_cpu);
   check_index_range(op, index, dim, x.size(dim));
   dispatch_dtype(x.dtype(), [&](auto tag) { gather_typed<decltype(tag)>(x, dim, index, out); });
 }
 
 void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "scatter_add_";
-  check_cpu(op, "out", out);
-  check_cpu(op, "src", src);
-  check_index_dtype(op, index);
-  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
-  dim = normalize_dim(dim, out.dim(), op);
-  check_gather_shapes(op, out, "out", dim, index);
-  SELFSUP_CHECK(src.shape() == index.shape(), op, ": src has shape ", shape_str(src.shape()),
-                ", expected the index shape ", shape_str(index.shape()));
-  check_same_dtype(op, src, "src", out, "out");
+  dim = index_plan::check_scatter_add(op, out, dim, index, src, check_cpu);
   check_index_range(op, index, dim, out.size(dim));
   dispatch_dtype(out.dtype(),
                  [&](auto tag) { scatter_add_typed<decltype(tag)>(out, dim, index, src); });
@@ -284,23 +217,6 @@ void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& s
 // ============================================================================================
 
 namespace {
-
-void check_cat(const std::vector<Tensor>& xs, int64_t dim, const Tensor& out) {
-  const char* op = "cat";
-  int64_t joined = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const Tensor& x = xs[i];
-    check_cpu(op, "an input", x);
-    SELFSUP_CHECK(x.dtype() == out.dtype(), op, ": tensor ", i, " is ", dtype_name(x.dtype()),
-                  " but out is ", dtype_name(out.dtype()));
-    SELFSUP_CHECK(x.dim() == out.dim() && x.shape() == with_size(out.shape(), dim, x.size(dim)), op,
-                  ": tensor ", i, " has shape ", shape_str(x.shape()),
-                  ", which does not match out ", shape_str(out.shape()), " outside dim ", dim);
-    joined += x.size(dim);
-  }
-  SELFSUP_CHECK(joined == out.size(dim), op, ": the inputs add up to ", joined, " along dim ", dim,
-                " but out ", shape_str(out.shape()), " has ", out.size(dim));
-}
 
 // All contiguous: out is [outer, total, inner] and input j fills the columns
 // [offset_j, offset_j + size_j) of each outer row, one memcpy per (row, input).
@@ -324,11 +240,7 @@ void cat_contiguous(const std::vector<Tensor>& xs, int64_t dim, Tensor& out) {
 }  // namespace
 
 void cat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out) {
-  check_cpu("cat", "out", out);
-  SELFSUP_CHECK(!xs.empty(), "cat: no tensors to join");
-  SELFSUP_CHECK(out.dim() >= 1, "cat: out must have at least one dim");
-  dim = normalize_dim(dim, out.dim(), "cat");
-  check_cat(xs, dim, out);
+  dim = index_plan::check_cat(xs, dim, out, check_cpu);
   const bool contiguous =
       out.is_contiguous() &&
       std::all_of(xs.begin(), xs.end(), [](const Tensor& x) { return x.is_contiguous(); });

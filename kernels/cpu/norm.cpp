@@ -28,6 +28,7 @@
 
 #include "core/views.h"
 #include "kernels/cpu/conv_norm_util.h"
+#include "kernels/norm_plan.h"
 
 namespace selfsup::cpu {
 
@@ -52,28 +53,17 @@ struct ChannelParam {
   T operator[](int64_t c) const { return data.defined() ? data.data_ptr<T>()[c] : fallback; }
 };
 
-void check_param(const Tensor& t, const Tensor& x, const Shape& shape, const char* op,
-                 const char* name) {
-  if (!t.defined()) return;
-  detail::check_dtype_cpu(t, x.dtype(), op, name);
-  SELFSUP_CHECK(t.shape() == shape, op, ": ", name, " ", shape_str(t.shape()),
-                " does not match input ", shape_str(x.shape()), " (expects ", shape_str(shape),
-                ")");
+// Every tensor on the CPU (the argument checks themselves are in kernels/norm_plan.h).
+void check_on_cpu(const Tensor& t, const char* op, const char* name) {
+  SELFSUP_CHECK(t.device().is_cpu(), op, ": ", name, " must be on the CPU, got ", t.device().str());
 }
-
-// x [N, C, *] seen as N blocks of C rows of S contiguous values.
-struct ChannelGeometry {
-  int64_t N, C, S;
-  int64_t count() const { return N * S; }  // values per channel
-};
-
-ChannelGeometry channel_geometry(const Tensor& x, const char* op, const char* name) {
-  detail::check_float_cpu(x, op, name);
-  SELFSUP_CHECK(x.dim() >= 2, op, ": ", name, " must be [N, C] or [N, C, *], got ",
-                shape_str(x.shape()));
-  const int64_t N = x.size(0), C = x.size(1);
-  return {N, C, C == 0 || N == 0 ? 0 : x.numel() / (N * C)};
+void check_other_on_cpu(const Tensor& t, const Device&, const char* op, const char* name) {
+  check_on_cpu(t, op, name);
 }
+constexpr norm_plan::Devices kCpu{check_on_cpu, check_other_on_cpu};
+
+using norm_plan::ChannelGeometry;
+using norm_plan::RowGeometry;
 
 // ---------------------------------------------------------------------------------------------
 // Batch norm
@@ -259,26 +249,6 @@ void batch_norm_backward_impl(const Tensor& grad_out, const Tensor& x, const Cha
 // Layer norm
 // ---------------------------------------------------------------------------------------------
 
-// x [M, D]: M rows (the leading dims), each normalised over its D values (the last dims).
-struct RowGeometry {
-  int64_t M, D;
-  Shape row_shape, stat_shape;  // shapes of the normalised dims and of mean / rstd
-};
-
-RowGeometry row_geometry(const Tensor& x, int64_t normalized_ndim, const char* op) {
-  detail::check_float_cpu(x, op, "input");
-  SELFSUP_CHECK(normalized_ndim >= 1 && normalized_ndim <= x.dim(), op, ": normalized_ndim ",
-                normalized_ndim, " out of range for input ", shape_str(x.shape()), " (1..", x.dim(),
-                ")");
-  const auto split = x.shape().begin() + (x.dim() - normalized_ndim);
-  RowGeometry g{0, 0, Shape(split, x.shape().end()), Shape(x.shape().begin(), split)};
-  g.D = shape_numel(g.row_shape);
-  g.M = shape_numel(g.stat_shape);
-  SELFSUP_CHECK(g.D > 0, op, ": input ", shape_str(x.shape()), " has empty normalized dims ",
-                shape_str(g.row_shape));
-  return g;
-}
-
 template <typename T>
 void layer_norm_impl(const Tensor& x, const RowGeometry& g, const Tensor& weight,
                      const Tensor& bias, double eps, Tensor& out, Tensor& mean, Tensor& rstd) {
@@ -395,14 +365,7 @@ inline bool dropout_keep(uint64_t seed, uint64_t counter, float p) {
   return uniform_float(philox4x32(seed, counter).v[0]) >= p;
 }
 
-// 1 / (1 - p); 0 when p == 1, where every element is dropped and the output is all zeros.
-double keep_scale(double p) {
-  return p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
-}
-
-void check_probability(double p, const char* op) {
-  SELFSUP_CHECK(p >= 0.0 && p <= 1.0, op, ": probability p must be in [0, 1], got ", p);
-}
+using norm_plan::keep_scale;
 
 template <typename T>
 void dropout_impl(const Tensor& x, double p, uint64_t seed, uint64_t first, Tensor& out,
@@ -449,24 +412,9 @@ void dropout_backward_impl(const Tensor& grad_out, const Tensor& mask, double p,
 void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                 Tensor& running_var, bool training, double momentum, double eps, Tensor& out,
                 Tensor& save_mean, Tensor& save_invstd) {
-  const char* op = "batch_norm";
-  const ChannelGeometry g = channel_geometry(x, op, "input");
-  const Shape cshape{g.C};
-  check_param(weight, x, cshape, op, "weight");
-  check_param(bias, x, cshape, op, "bias");
-  check_param(running_mean, x, cshape, op, "running_mean");
-  check_param(running_var, x, cshape, op, "running_var");
-  SELFSUP_CHECK(running_mean.defined() == running_var.defined(), op,
-                ": running_mean and running_var must both be given or both be undefined");
-  SELFSUP_CHECK(training || running_mean.defined(), op,
-                ": eval mode needs running_mean and running_var");
-  SELFSUP_CHECK(!training || g.count() > 1, op,
-                ": training needs more than 1 value per channel, got input ", shape_str(x.shape()));
-  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  detail::check_shape(out, x.shape(), op, "out");
-  if (save_mean.defined()) check_param(save_mean, x, cshape, op, "save_mean");
-  if (save_invstd.defined()) check_param(save_invstd, x, cshape, op, "save_invstd");
+  const ChannelGeometry g =
+      norm_plan::check_batch_norm("batch_norm", x, weight, bias, running_mean, running_var,
+                                  training, eps, out, save_mean, save_invstd, kCpu);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
@@ -479,22 +427,9 @@ void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tenso
 void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
                          const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
                          Tensor& grad_w, Tensor& grad_b) {
-  const char* op = "batch_norm_backward";
-  const ChannelGeometry g = channel_geometry(x, op, "input");
-  const Shape cshape{g.C};
-  detail::check_dtype_cpu(grad_out, x.dtype(), op, "grad_out");
-  detail::check_shape(grad_out, x.shape(), op, "grad_out");
-  check_param(weight, x, cshape, op, "weight");
-  SELFSUP_CHECK(save_mean.defined() && save_invstd.defined(), op,
-                ": save_mean and save_invstd are required");
-  check_param(save_mean, x, cshape, op, "save_mean");
-  check_param(save_invstd, x, cshape, op, "save_invstd");
-  if (grad_x.defined()) {
-    detail::check_dtype_cpu(grad_x, x.dtype(), op, "grad_x");
-    detail::check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  check_param(grad_w, x, cshape, op, "grad_w");
-  check_param(grad_b, x, cshape, op, "grad_b");
+  const ChannelGeometry g =
+      norm_plan::check_batch_norm_backward("batch_norm_backward", grad_out, x, weight, save_mean,
+                                           save_invstd, grad_x, grad_w, grad_b, kCpu);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
@@ -504,14 +439,8 @@ void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
 
 void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
                               const Tensor& save_invstd, Tensor& grad_x) {
-  const char* op = "batch_norm_eval_backward";
-  const ChannelGeometry g = channel_geometry(grad_out, op, "grad_out");
-  const Shape cshape{g.C};
-  check_param(weight, grad_out, cshape, op, "weight");
-  SELFSUP_CHECK(save_invstd.defined(), op, ": save_invstd is required");
-  check_param(save_invstd, grad_out, cshape, op, "save_invstd");
-  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
-  detail::check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  const ChannelGeometry g = norm_plan::check_batch_norm_eval_backward(
+      "batch_norm_eval_backward", grad_out, weight, save_invstd, grad_x, kCpu);
   dispatch_float(grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const ChannelParam<T> w{weight.defined() ? raw::contiguous(weight) : Tensor(), T(1)};
@@ -529,15 +458,8 @@ void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
 
 void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
                 double eps, Tensor& out, Tensor& mean, Tensor& rstd) {
-  const char* op = "layer_norm";
-  const RowGeometry g = row_geometry(x, normalized_ndim, op);
-  check_param(weight, x, g.row_shape, op, "weight");
-  check_param(bias, x, g.row_shape, op, "bias");
-  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  detail::check_shape(out, x.shape(), op, "out");
-  check_param(mean, x, g.stat_shape, op, "mean");
-  check_param(rstd, x, g.stat_shape, op, "rstd");
+  const RowGeometry g = norm_plan::check_layer_norm("layer_norm", x, normalized_ndim, weight, bias,
+                                                    eps, out, mean, rstd, kCpu);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     layer_norm_impl<T>(x, g, weight, bias, eps, out, mean, rstd);
@@ -547,20 +469,9 @@ void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, 
 void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normalized_ndim,
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                          Tensor& grad_x, Tensor& grad_w, Tensor& grad_b) {
-  const char* op = "layer_norm_backward";
-  const RowGeometry g = row_geometry(x, normalized_ndim, op);
-  detail::check_dtype_cpu(grad_out, x.dtype(), op, "grad_out");
-  detail::check_shape(grad_out, x.shape(), op, "grad_out");
-  check_param(weight, x, g.row_shape, op, "weight");
-  SELFSUP_CHECK(mean.defined() && rstd.defined(), op, ": mean and rstd are required");
-  check_param(mean, x, g.stat_shape, op, "mean");
-  check_param(rstd, x, g.stat_shape, op, "rstd");
-  if (grad_x.defined()) {
-    detail::check_dtype_cpu(grad_x, x.dtype(), op, "grad_x");
-    detail::check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  check_param(grad_w, x, g.row_shape, op, "grad_w");
-  check_param(grad_b, x, g.row_shape, op, "grad_b");
+  const RowGeometry g =
+      norm_plan::check_layer_norm_backward("layer_norm_backward", grad_out, x, normalized_ndim,
+                                           weight, mean, rstd, grad_x, grad_w, grad_b, kCpu);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     layer_norm_backward_impl<T>(grad_out, x, g, weight, mean, rstd, grad_x, grad_w, grad_b);
@@ -568,13 +479,7 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
 }
 
 void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mask) {
-  const char* op = "dropout";
-  detail::check_float_cpu(x, op, "input");
-  check_probability(p, op);
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  detail::check_shape(out, x.shape(), op, "out");
-  detail::check_dtype_cpu(mask, kUInt8, op, "mask");
-  detail::check_shape(mask, x.shape(), op, "mask");
+  norm_plan::check_dropout("dropout", x, p, out, mask, kCpu);
   // The draw always consumes numel counters, whatever p: the stream position after a dropout
   // depends only on how many elements it saw.
   const uint64_t seed = gen.seed();
@@ -586,13 +491,7 @@ void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mas
 }
 
 void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x) {
-  const char* op = "dropout_backward";
-  detail::check_float_cpu(grad_out, op, "grad_out");
-  check_probability(p, op);
-  detail::check_dtype_cpu(mask, kUInt8, op, "mask");
-  detail::check_shape(mask, grad_out.shape(), op, "mask");
-  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
-  detail::check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  norm_plan::check_dropout_backward("dropout_backward", grad_out, mask, p, grad_x, kCpu);
   dispatch_float(grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     dropout_backward_impl<T>(grad_out, mask, p, grad_x);

@@ -19,6 +19,7 @@
 
 #include "core/views.h"
 #include "kernels/cpu/conv_norm_util.h"
+#include "kernels/pool_plan.h"
 
 namespace selfsup::cpu {
 
@@ -27,44 +28,11 @@ namespace {
 // Enough output elements times window size to be worth an OpenMP team.
 constexpr int64_t kParallelWork = 1 << 15;
 
-struct PoolGeometry {
-  int64_t planes, H, W, OH, OW;  // planes = N*C
-};
+using pool_plan::PoolGeometry;
 
-void check_pool_params(const Pool2dParams& p, const char* op) {
-  SELFSUP_CHECK(p.kernel_h > 0 && p.kernel_w > 0, op, ": kernel size must be positive, got ",
-                p.kernel_h, "x", p.kernel_w);
-  SELFSUP_CHECK(p.stride_h > 0 && p.stride_w > 0, op, ": stride must be positive, got ", p.stride_h,
-                "x", p.stride_w);
-  // As in PyTorch: with at most half a kernel of padding every window holds an input cell.
-  SELFSUP_CHECK(
-      p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kernel_h / 2 && p.pad_w <= p.kernel_w / 2, op,
-      ": padding ", p.pad_h, "x", p.pad_w, " must be non-negative and at most half the kernel ",
-      p.kernel_h, "x", p.kernel_w);
-}
-
-int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, const char* op) {
-  SELFSUP_CHECK(in + 2 * pad >= kernel, op, ": kernel size ", kernel,
-                " is larger than the padded input size ", in + 2 * pad);
-  return (in + 2 * pad - kernel) / stride + 1;
-}
-
-void check_nchw(const Tensor& t, const char* op, const char* name) {
-  detail::check_float_cpu(t, op, name);
-  SELFSUP_CHECK(t.dim() == 4, op, ": ", name, " must be 4-d [N, C, H, W], got ",
-                shape_str(t.shape()));
-}
-
-// Checks a windowed pool whose input is [N, C, H, W] and output is [N, C, OH, OW].
-PoolGeometry window_geometry(const Shape& in, const Pool2dParams& p, const char* op) {
-  check_pool_params(p, op);
-  SELFSUP_CHECK(in[2] > 0 && in[3] > 0, op, ": input ", shape_str(in), " has an empty plane");
-  return {in[0] * in[1], in[2], in[3], pool_out_size(in[2], p.kernel_h, p.stride_h, p.pad_h, op),
-          pool_out_size(in[3], p.kernel_w, p.stride_w, p.pad_w, op)};
-}
-
-Shape pooled_shape(const Shape& in, const PoolGeometry& g) {
-  return {in[0], in[1], g.OH, g.OW};
+// Every tensor on the CPU (the argument checks themselves are in kernels/pool_plan.h).
+void check_on_cpu(const Tensor& t, const Device&, const char* op, const char* name) {
+  SELFSUP_CHECK(t.device().is_cpu(), op, ": ", name, " must be on the CPU, got ", t.device().str());
 }
 
 // The window of output index o along one dim, clipped to the input: [lo, hi).
@@ -239,13 +207,8 @@ void adaptive_avg_backward_planes(const T* go, const PoolGeometry& g, T* gx) {
 // ---------------------------------------------------------------------------------------------
 
 void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& indices) {
-  const char* op = "max_pool2d";
-  check_nchw(x, op, "input");
-  const PoolGeometry g = window_geometry(x.shape(), p, op);
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  detail::check_shape(out, pooled_shape(x.shape(), g), op, "out");
-  detail::check_dtype_cpu(indices, kInt64, op, "indices");
-  detail::check_shape(indices, pooled_shape(x.shape(), g), op, "indices");
+  const PoolGeometry g =
+      pool_plan::check_max_pool2d("max_pool2d", x, p, out, indices, check_on_cpu);
   const Tensor xc = raw::contiguous(x);
   detail::OutBuffer ob(out), ib(indices);
   dispatch_float(x.dtype(), [&](auto tag) {
@@ -258,22 +221,14 @@ void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& ind
 
 void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_x) {
   const char* op = "max_pool2d_backward";
-  check_nchw(grad_out, op, "grad_out");
-  check_nchw(grad_x, op, "grad_x");
-  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
-  detail::check_dtype_cpu(indices, kInt64, op, "indices");
-  detail::check_shape(indices, grad_out.shape(), op, "indices");
-  SELFSUP_CHECK(grad_x.size(0) == grad_out.size(0) && grad_x.size(1) == grad_out.size(1), op,
-                ": grad_x ", shape_str(grad_x.shape()), " and grad_out ",
-                shape_str(grad_out.shape()), " differ in N or C");
+  pool_plan::check_max_pool2d_backward(op, grad_out, indices, grad_x, check_on_cpu);
   const int64_t in_size = grad_x.size(2) * grad_x.size(3);
   const int64_t out_size = grad_out.size(2) * grad_out.size(3);
   const Tensor ic = raw::contiguous(indices);
   const int64_t* ix = ic.data_ptr<int64_t>();
   // Validate before the parallel scatter (an exception cannot leave an OpenMP region).
   for (int64_t i = 0; i < ic.numel(); ++i)
-    SELFSUP_CHECK(ix[i] >= 0 && ix[i] < in_size, op, ": index ", ix[i], " out of range for a ",
-                  grad_x.size(2), "x", grad_x.size(3), " plane");
+    pool_plan::check_plane_index(op, ix[i], grad_x.size(2), grad_x.size(3));
   const Tensor gc = raw::contiguous(grad_out);
   detail::OutBuffer ob(grad_x);
   dispatch_float(grad_x.dtype(), [&](auto tag) {
@@ -285,11 +240,7 @@ void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& 
 }
 
 void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
-  const char* op = "avg_pool2d";
-  check_nchw(x, op, "input");
-  const PoolGeometry g = window_geometry(x.shape(), p, op);
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  detail::check_shape(out, pooled_shape(x.shape(), g), op, "out");
+  const PoolGeometry g = pool_plan::check_avg_pool2d("avg_pool2d", x, p, out, check_on_cpu);
   const Tensor xc = raw::contiguous(x);
   detail::OutBuffer ob(out);
   dispatch_float(x.dtype(), [&](auto tag) {
@@ -300,12 +251,8 @@ void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
 }
 
 void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& grad_x) {
-  const char* op = "avg_pool2d_backward";
-  check_nchw(grad_out, op, "grad_out");
-  check_nchw(grad_x, op, "grad_x");
-  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
-  const PoolGeometry g = window_geometry(grad_x.shape(), p, op);
-  detail::check_shape(grad_out, pooled_shape(grad_x.shape(), g), op, "grad_out");
+  const PoolGeometry g = pool_plan::check_avg_pool2d_backward("avg_pool2d_backward", grad_out, p,
+                                                              grad_x, check_on_cpu);
   const Tensor gc = raw::contiguous(grad_out);
   detail::OutBuffer ob(grad_x);
   dispatch_float(grad_x.dtype(), [&](auto tag) {
@@ -316,17 +263,8 @@ void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& 
 }
 
 void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
-  const char* op = "adaptive_avg_pool2d";
-  check_nchw(x, op, "input");
-  check_nchw(out, op, "out");
-  detail::check_dtype_cpu(out, x.dtype(), op, "out");
-  SELFSUP_CHECK(
-      out.size(0) == x.size(0) && out.size(1) == x.size(1) && out.size(2) > 0 && out.size(3) > 0,
-      op, ": out ", shape_str(out.shape()), " does not fit input ", shape_str(x.shape()),
-      " (needs the same N, C and a positive output size)");
-  SELFSUP_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input ", shape_str(x.shape()),
-                " has an empty plane");
-  const PoolGeometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out.size(2), out.size(3)};
+  const PoolGeometry g =
+      pool_plan::check_adaptive_avg_pool2d("adaptive_avg_pool2d", x, out, check_on_cpu);
   const Tensor xc = raw::contiguous(x);
   detail::OutBuffer ob(out);
   dispatch_float(x.dtype(), [&](auto tag) {
@@ -337,18 +275,8 @@ void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& grad_out, Tensor& grad_x) {
-  const char* op = "adaptive_avg_pool2d_backward";
-  check_nchw(grad_out, op, "grad_out");
-  check_nchw(grad_x, op, "grad_x");
-  detail::check_dtype_cpu(grad_x, grad_out.dtype(), op, "grad_x");
-  SELFSUP_CHECK(grad_out.size(0) == grad_x.size(0) && grad_out.size(1) == grad_x.size(1) &&
-                    grad_out.size(2) > 0 && grad_out.size(3) > 0,
-                op, ": grad_out ", shape_str(grad_out.shape()), " does not fit grad_x ",
-                shape_str(grad_x.shape()));
-  SELFSUP_CHECK(grad_x.size(2) > 0 && grad_x.size(3) > 0, op, ": grad_x ",
-                shape_str(grad_x.shape()), " has an empty plane");
-  const PoolGeometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3),
-                       grad_out.size(2), grad_out.size(3)};
+  const PoolGeometry g = pool_plan::check_adaptive_avg_pool2d_backward(
+      "adaptive_avg_pool2d_backward", grad_out, grad_x, check_on_cpu);
   const Tensor gc = raw::contiguous(grad_out);
   detail::OutBuffer ob(grad_x);
   dispatch_float(grad_x.dtype(), [&](auto tag) {

@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "core/strided.h"
 #include "core/views.h"
+#include "kernels/softmax_plan.h"
 
 namespace selfsup::cpu {
 
@@ -157,21 +159,20 @@ void for_each_row(const Tensor& in0, const Tensor* in1, Tensor& out, int64_t dim
 // Checks and dispatch for the four row-wise ops
 // ==========================================================================================
 
-void check_same(const char* op, const char* what, const Tensor& x, const Tensor& t) {
-  SELFSUP_CHECK(t.defined(), op, ": ", what, " is undefined");
-  SELFSUP_CHECK(t.device().is_cpu(), op, ": ", what, " is on ", t.device().str());
-  SELFSUP_CHECK(t.shape() == x.shape(), op, ": ", what, " has shape ", shape_str(t.shape()),
-                ", expected ", shape_str(x.shape()));
-  SELFSUP_CHECK(t.dtype() == x.dtype(), op, ": ", what, " is ", dtype_name(t.dtype()),
-                ", expected ", dtype_name(x.dtype()));
-}
-
-void check_floating(const char* op, const Tensor& x) {
-  SELFSUP_CHECK(x.defined(), op, ": input is undefined");
+// Every tensor on the CPU (the argument checks themselves are in kernels/softmax_plan.h).
+void check_input_on_cpu(const char* op, const Tensor& x) {
   SELFSUP_CHECK(x.device().is_cpu(), op, ": input is on ", x.device().str());
-  SELFSUP_CHECK(is_floating(x.dtype()), op, ": expects float32 or float64, got ",
-                dtype_name(x.dtype()));
 }
+void check_on_cpu(const char* op, const char* what, const Tensor&, const Tensor& t) {
+  SELFSUP_CHECK(t.device().is_cpu(), op, ": ", what, " is on ", t.device().str());
+}
+bool on_cpu(const Tensor& t, const Tensor&) {
+  return t.device().is_cpu();
+}
+std::string cpu_tensor(const Tensor&) {
+  return "CPU tensor";
+}
+constexpr softmax_plan::Devices kCpu{check_input_on_cpu, check_on_cpu, on_cpu, cpu_tensor};
 
 // A 0-d tensor is treated as a row of one element.
 Tensor as_at_least_1d(const Tensor& t) {
@@ -182,10 +183,7 @@ Tensor as_at_least_1d(const Tensor& t) {
 template <typename Dispatch>
 void rowwise(const char* op, const Tensor& in0, const Tensor* in1, Tensor& out, int64_t dim,
              Dispatch pick_kernel) {
-  check_floating(op, in0);
-  if (in1) check_same(op, "second input", in0, *in1);
-  check_same(op, "out", in0, out);
-  dim = normalize_dim(dim, in0.dim(), op);
+  dim = softmax_plan::check_rowwise(op, in0, in1, out, dim, kCpu);
   const Tensor a = as_at_least_1d(in0);
   const Tensor b = in1 ? as_at_least_1d(*in1) : Tensor();
   Tensor y = as_at_least_1d(out);
@@ -273,18 +271,6 @@ void write_grad_row(const T* x, const OnlineLse<T>& acc, double weight, TargetAt
     grad[j] = std::exp(x[j] - acc.max) * scale - target_at(j) * inv_n;
 }
 
-void check_cross_entropy(const char* op, const Tensor& logits, const Tensor& loss,
-                         const Tensor& grad) {
-  check_floating(op, logits);
-  SELFSUP_CHECK(logits.dim() == 2, op, ": logits must be [N, C], got ", shape_str(logits.shape()));
-  SELFSUP_CHECK(logits.size(0) > 0 && logits.size(1) > 0, op, ": logits ",
-                shape_str(logits.shape()), " are empty");
-  SELFSUP_CHECK(loss.defined() && loss.numel() == 1 && loss.dtype() == logits.dtype() &&
-                    loss.device().is_cpu(),
-                op, ": loss must be a one-element ", dtype_name(logits.dtype()), " CPU tensor");
-  if (grad.defined()) check_same(op, "grad_logits", logits, grad);
-}
-
 // The gradient goes straight into grad when it is contiguous, else through a scratch copy.
 Tensor contiguous_target(const Tensor& grad) {
   if (!grad.defined() || grad.is_contiguous()) return grad;
@@ -362,19 +348,14 @@ void cross_entropy_soft_typed(const Tensor& logits, const Tensor& targets, Tenso
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& grad_logits) {
   const char* op = "cross_entropy";
-  check_cross_entropy(op, logits, loss, grad_logits);
-  SELFSUP_CHECK(targets.defined() && targets.dtype() == kInt64 && targets.device().is_cpu(), op,
-                ": targets must be an int64 CPU tensor");
+  softmax_plan::check_cross_entropy(op, logits, loss, grad_logits, kCpu);
+  softmax_plan::check_class_targets(op, logits, targets, kCpu);
   const int64_t n = logits.size(0), c = logits.size(1);
-  SELFSUP_CHECK(targets.shape() == Shape{n}, op, ": targets have shape ",
-                shape_str(targets.shape()), ", expected [", n, "] for logits ",
-                shape_str(logits.shape()));
   // Checked before the parallel loop: an exception cannot leave an OpenMP region.
   const Tensor tc = raw::contiguous(targets);
   const int64_t* t = tc.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i)
-    SELFSUP_CHECK(t[i] >= 0 && t[i] < c, op, ": target ", t[i], " at row ", i,
-                  " is out of range [0, ", c, ")");
+    softmax_plan::check_target_value(op, t[i], i, c);
   dispatch_dtype(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>)
@@ -385,8 +366,8 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss, Te
 void cross_entropy_soft(const Tensor& logits, const Tensor& targets, Tensor& loss,
                         Tensor& grad_logits) {
   const char* op = "cross_entropy_soft";
-  check_cross_entropy(op, logits, loss, grad_logits);
-  check_same(op, "targets", logits, targets);
+  softmax_plan::check_cross_entropy(op, logits, loss, grad_logits, kCpu);
+  softmax_plan::check_same(op, "targets", logits, targets, kCpu);
   dispatch_dtype(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>)

@@ -49,6 +49,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/conv_plan.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/conv.h"
 #include "kernels/cuda/runtime.h"
@@ -720,25 +721,10 @@ void check_operand(const Tensor& t, DType dtype, const char* op, const char* nam
                 " must be contiguous");
 }
 
-void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* name) {
-  SELFSUP_CHECK(t.shape() == expected, op, ": ", name, " has shape ", shape_str(t.shape()),
-                ", expected ", shape_str(expected));
-}
-
 int as_int(int64_t v, const char* op, const char* what) {
   SELFSUP_CHECK(v >= 0 && v <= std::numeric_limits<int>::max(), op, ": ", what, " ", v,
                 " is out of range");
   return static_cast<int>(v);
-}
-
-int64_t out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, const char* op) {
-  SELFSUP_CHECK(stride > 0, op, ": stride must be positive, got ", stride);
-  SELFSUP_CHECK(pad >= 0, op, ": padding must be non-negative, got ", pad);
-  SELFSUP_CHECK(kernel > 0, op, ": kernel size must be positive, got ", kernel);
-  SELFSUP_CHECK(in + 2 * pad >= kernel, op, ": kernel size ", kernel,
-                " is larger than the padded input size ", in + 2 * pad, " (input ", in,
-                ", padding ", pad, ")");
-  return (in + 2 * pad - kernel) / stride + 1;
 }
 
 // x and w checked against each other (CUDA, one float dtype, contiguous, 4-d, same channels).
@@ -748,11 +734,8 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p, co
                 ": input must be float32 or float64, got ", dtype_name(x.dtype()));
   check_operand(x, x.dtype(), op, "input");
   check_operand(w, x.dtype(), op, "weight");
-  SELFSUP_CHECK(x.dim() == 4, op, ": input must be 4-d [N, C, H, W], got ", shape_str(x.shape()));
-  SELFSUP_CHECK(w.dim() == 4, op, ": weight must be 4-d [O, C, KH, KW], got ",
-                shape_str(w.shape()));
-  SELFSUP_CHECK(x.size(1) == w.size(1), op, ": input ", shape_str(x.shape()), " has ", x.size(1),
-                " channels, weight ", shape_str(w.shape()), " expects ", w.size(1));
+  conv_plan::check_ranks(x, w, op);
+  conv_plan::check_channels(x, w, op);
   ConvShape s{};
   s.N = as_int(x.size(0), op, "batch");
   s.C = as_int(x.size(1), op, "channels");
@@ -761,8 +744,10 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p, co
   s.O = as_int(w.size(0), op, "output channels");
   s.KH = as_int(w.size(2), op, "kernel height");
   s.KW = as_int(w.size(3), op, "kernel width");
-  s.OH = as_int(out_size(s.H, s.KH, p.stride_h, p.pad_h, op), op, "output height");
-  s.OW = as_int(out_size(s.W, s.KW, p.stride_w, p.pad_w, op), op, "output width");
+  s.OH =
+      as_int(conv_plan::checked_out_size(s.H, s.KH, p.stride_h, p.pad_h, op), op, "output height");
+  s.OW =
+      as_int(conv_plan::checked_out_size(s.W, s.KW, p.stride_w, p.pad_w, op), op, "output width");
   s.sh = as_int(p.stride_h, op, "stride");
   s.sw = as_int(p.stride_w, op, "stride");
   s.ph = as_int(p.pad_h, op, "padding");
@@ -810,13 +795,7 @@ void conv2d_forward_version(const Tensor& x, const Tensor& w, const Tensor& bias
   const char* op = "conv2d";
   check_version(version, op);
   const ConvShape s = conv_shape(x, w, p, op);
-  if (bias.defined()) {
-    check_operand(bias, x.dtype(), op, "bias");
-    SELFSUP_CHECK(bias.shape() == Shape{s.O}, op, ": bias ", shape_str(bias.shape()),
-                  " does not match weight ", shape_str(w.shape()), " (expects [", s.O, "])");
-  }
-  check_operand(out, x.dtype(), op, "out");
-  check_shape(out, {s.N, s.O, s.OH, s.OW}, op, "out");
+  conv_plan::check_forward_outputs(op, x, w, bias, out, {s.N, s.O, s.OH, s.OW}, check_operand);
   if (out.numel() == 0) return;
   const int v = effective_version(version, x.dtype(), x.numel() == 0 || w.numel() == 0);
   if (v == kConvCudnn) {
@@ -841,20 +820,8 @@ void conv2d_backward_version(const Tensor& grad_out, const Tensor& x, const Tens
   check_version(version, op);
   const ConvShape s = conv_shape(x, w, p, op);
   const DType dt = x.dtype();
-  check_operand(grad_out, dt, op, "grad_out");
-  check_shape(grad_out, {s.N, s.O, s.OH, s.OW}, op, "grad_out");
-  if (grad_x.defined()) {
-    check_operand(grad_x, dt, op, "grad_x");
-    check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  if (grad_w.defined()) {
-    check_operand(grad_w, dt, op, "grad_w");
-    check_shape(grad_w, w.shape(), op, "grad_w");
-  }
-  if (grad_b.defined()) {
-    check_operand(grad_b, dt, op, "grad_b");
-    check_shape(grad_b, {s.O}, op, "grad_b");
-  }
+  conv_plan::check_backward_grads(op, x, w, grad_out, {s.N, s.O, s.OH, s.OW}, grad_x, grad_w,
+                                  grad_b, check_operand);
   const int v =
       effective_version(version, dt, grad_out.numel() == 0 || x.numel() == 0 || w.numel() == 0);
   const bool f64 = dt == kFloat64;

@@ -44,6 +44,7 @@
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/strided.cuh"
+#include "kernels/index_plan.h"
 
 namespace selfsup::cuda {
 
@@ -161,46 +162,17 @@ Shape coordinate_strides(int64_t ndim, int64_t dim) {
   return s;
 }
 
-Shape with_size(Shape shape, int64_t dim, int64_t n) {
-  shape[dim] = n;
-  return shape;
-}
-
-void check_on(const char* op, const char* name, const Tensor& t, Device device) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+// Every tensor on the first tensor's CUDA device (the argument checks themselves are in
+// kernels/index_plan.h).
+void check_on_cuda(const char* op, const char* name, const Tensor& t, const Device& device) {
   SELFSUP_CHECK(t.device().is_cuda() && t.device() == device, op, " (cuda): ", name, " is on ",
                 t.device().str(), ", expected a CUDA device (", device.str(), ")");
-}
-
-void check_index_dtype(const char* op, const Tensor& index, Device device) {
-  check_on(op, "index", index, device);
-  SELFSUP_CHECK(index.dtype() == kInt64, op, ": index must be int64, got ",
-                dtype_name(index.dtype()));
-}
-
-void check_same_dtype(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
-                      const char* b_name) {
-  SELFSUP_CHECK(a.dtype() == b.dtype(), op, ": ", a_name, " is ", dtype_name(a.dtype()), " but ",
-                b_name, " is ", dtype_name(b.dtype()));
 }
 
 // The CPU's message for the first bad index, if any.
 void check_index_range(const char* op, const Tensor& index, int64_t dim, int64_t size) {
   if (const auto bad = detail::first_out_of_range(index, size))
-    throw Error(::selfsup::detail::concat(op, ": index ", *bad, " is out of range for dim ", dim,
-                                          " with size ", size));
-}
-
-// gather and scatter_add_ share their shape rules: index has the data tensor's rank and is no
-// larger than it along every dim but `dim`.
-void check_gather_shapes(const char* op, const Tensor& data, const char* data_name, int64_t dim,
-                         const Tensor& index) {
-  SELFSUP_CHECK(index.dim() == data.dim(), op, ": index ", shape_str(index.shape()), " and ",
-                data_name, " ", shape_str(data.shape()), " differ in rank");
-  for (int64_t d = 0; d < data.dim(); ++d)
-    SELFSUP_CHECK(d == dim || index.size(d) <= data.size(d), op, ": index ",
-                  shape_str(index.shape()), " is larger than ", data_name, " ",
-                  shape_str(data.shape()), " along dim ", d);
+    index_plan::check_index_value(op, *bad, dim, size);
 }
 
 // Calls fn with a value of the element type of an accumulating op (float32, float64, int64).
@@ -251,18 +223,7 @@ std::optional<int64_t> detail::first_out_of_range(const Tensor& index, int64_t s
 
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
   const char* op = "index_select";
-  const Device device = x.defined() ? x.device() : Device::cuda();
-  check_on(op, "x", x, device);
-  check_on(op, "out", out, device);
-  check_index_dtype(op, index, device);
-  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
-  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
-  dim = normalize_dim(dim, x.dim(), op);
-  const int64_t n = index.numel();
-  const Shape expected = with_size(x.shape(), dim, n);
-  SELFSUP_CHECK(out.shape() == expected, op, ": out has shape ", shape_str(out.shape()),
-                ", expected ", shape_str(expected));
-  check_same_dtype(op, out, "out", x, "x");
+  dim = index_plan::check_index_select(op, x, dim, index, out, check_on_cuda);
   check_index_range(op, index, dim, x.size(dim));
   const int64_t total = out.numel();
   if (total == 0) return;
@@ -279,19 +240,7 @@ void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out
 
 void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "index_add_";
-  const Device device = out.defined() ? out.device() : Device::cuda();
-  check_on(op, "out", out, device);
-  check_on(op, "src", src, device);
-  check_index_dtype(op, index, device);
-  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
-  SELFSUP_CHECK(index.dim() <= 1, op, ": index must be 1-d, got ", shape_str(index.shape()));
-  dim = normalize_dim(dim, out.dim(), op);
-  const int64_t n = index.numel();
-  const Shape expected = with_size(out.shape(), dim, n);
-  SELFSUP_CHECK(src.shape() == expected, op, ": src has shape ", shape_str(src.shape()),
-                ", expected ", shape_str(expected), " for out ", shape_str(out.shape()), " and ", n,
-                " indices");
-  check_same_dtype(op, src, "src", out, "out");
+  dim = index_plan::check_index_add(op, out, dim, index, src, check_on_cuda);
   dispatch_accumulate(op, out.dtype(), [](auto) {});
   check_index_range(op, index, dim, out.size(dim));
   const int64_t total = src.numel();
@@ -312,16 +261,7 @@ void index_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src
 
 void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
   const char* op = "gather";
-  const Device device = x.defined() ? x.device() : Device::cuda();
-  check_on(op, "x", x, device);
-  check_on(op, "out", out, device);
-  check_index_dtype(op, index, device);
-  SELFSUP_CHECK(x.dim() >= 1, op, ": x must have at least one dim");
-  dim = normalize_dim(dim, x.dim(), op);
-  check_gather_shapes(op, x, "x", dim, index);
-  SELFSUP_CHECK(out.shape() == index.shape(), op, ": out has shape ", shape_str(out.shape()),
-                ", expected the index shape ", shape_str(index.shape()));
-  check_same_dtype(op, out, "out", x, "x");
+  dim = index_plan::check_gather(op, x, dim, index, out, check_on_cuda);
   check_index_range(op, index, dim, x.size(dim));
   const int64_t total = index.numel();
   if (total == 0) return;
@@ -337,16 +277,7 @@ void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) {
 
 void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "scatter_add_";
-  const Device device = out.defined() ? out.device() : Device::cuda();
-  check_on(op, "out", out, device);
-  check_on(op, "src", src, device);
-  check_index_dtype(op, index, device);
-  SELFSUP_CHECK(out.dim() >= 1, op, ": out must have at least one dim");
-  dim = normalize_dim(dim, out.dim(), op);
-  check_gather_shapes(op, out, "out", dim, index);
-  SELFSUP_CHECK(src.shape() == index.shape(), op, ": src has shape ", shape_str(src.shape()),
-                ", expected the index shape ", shape_str(index.shape()));
-  check_same_dtype(op, src, "src", out, "out");
+  dim = index_plan::check_scatter_add(op, out, dim, index, src, check_on_cuda);
   dispatch_accumulate(op, out.dtype(), [](auto) {});
   check_index_range(op, index, dim, out.size(dim));
   const int64_t total = index.numel();
@@ -369,25 +300,7 @@ void scatter_add_(Tensor& out, int64_t dim, const Tensor& index, const Tensor& s
 // ============================================================================================
 
 void cat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out) {
-  const char* op = "cat";
-  const Device device = out.defined() ? out.device() : Device::cuda();
-  check_on(op, "out", out, device);
-  SELFSUP_CHECK(!xs.empty(), "cat: no tensors to join");
-  SELFSUP_CHECK(out.dim() >= 1, "cat: out must have at least one dim");
-  dim = normalize_dim(dim, out.dim(), op);
-  int64_t joined = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const Tensor& x = xs[i];
-    check_on(op, "an input", x, device);
-    SELFSUP_CHECK(x.dtype() == out.dtype(), op, ": tensor ", i, " is ", dtype_name(x.dtype()),
-                  " but out is ", dtype_name(out.dtype()));
-    SELFSUP_CHECK(x.dim() == out.dim() && x.shape() == with_size(out.shape(), dim, x.size(dim)), op,
-                  ": tensor ", i, " has shape ", shape_str(x.shape()),
-                  ", which does not match out ", shape_str(out.shape()), " outside dim ", dim);
-    joined += x.size(dim);
-  }
-  SELFSUP_CHECK(joined == out.size(dim), op, ": the inputs add up to ", joined, " along dim ", dim,
-                " but out ", shape_str(out.shape()), " has ", out.size(dim));
+  dim = index_plan::check_cat(xs, dim, out, check_on_cuda);
   int64_t offset = 0;
   for (const Tensor& x : xs) {  // each input into its narrow view of out: one strided copy
     if (x.numel() > 0) {

@@ -55,6 +55,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/norm_plan.h"
 
 namespace selfsup::cuda {
 
@@ -497,64 +498,24 @@ int64_t target_blocks() {
   return blocks;
 }
 
-// ---- argument checks (the CPU's, for device tensors) ----
+// ---- where the tensors must be (the argument checks themselves are in kernels/norm_plan.h) ----
 
-void check_float_cuda(const Tensor& t, const char* op, const char* name) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+void check_on_cuda(const Tensor& t, const char* op, const char* name) {
   SELFSUP_CHECK(t.device().is_cuda(), op, ": ", name, " must be on the CUDA device, got ",
                 t.device().str());
-  SELFSUP_CHECK(is_floating(t.dtype()), op, ": ", name, " must be float32 or float64, got ",
-                dtype_name(t.dtype()));
 }
 
-// A defined tensor of `dtype` on `device`.
-void check_dtype_on(const Tensor& t, DType dtype, const Device& device, const char* op,
-                    const char* name) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+void check_on_input_device(const Tensor& t, const Device& device, const char* op,
+                           const char* name) {
   SELFSUP_CHECK(t.device() == device, op, ": ", name, " is on ", t.device().str(),
                 " but the input is on ", device.str());
-  SELFSUP_CHECK(t.dtype() == dtype, op, ": ", name, " is ", dtype_name(t.dtype()), ", expected ",
-                dtype_name(dtype));
 }
 
-void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* name) {
-  SELFSUP_CHECK(t.shape() == expected, op, ": ", name, " has shape ", shape_str(t.shape()),
-                ", expected ", shape_str(expected));
-}
+constexpr norm_plan::Devices kCuda{check_on_cuda, check_on_input_device};
 
-// An optional parameter: undefined, or x's dtype and device with the given shape.
-void check_param(const Tensor& t, const Tensor& x, const Shape& shape, const char* op,
-                 const char* name) {
-  if (!t.defined()) return;
-  check_dtype_on(t, x.dtype(), x.device(), op, name);
-  SELFSUP_CHECK(t.shape() == shape, op, ": ", name, " ", shape_str(t.shape()),
-                " does not match input ", shape_str(x.shape()), " (expects ", shape_str(shape),
-                ")");
-}
-
-void check_probability(double p, const char* op) {
-  SELFSUP_CHECK(p >= 0.0 && p <= 1.0, op, ": probability p must be in [0, 1], got ", p);
-}
-
-// 1 / (1 - p); 0 when p == 1 (everything dropped), as on the CPU.
-double keep_scale(double p) {
-  return p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
-}
-
-// x [N, C, *] as [N, C, S].
-struct ChannelGeometry {
-  int64_t N, C, S;
-  int64_t count() const { return N * S; }  // values per channel
-  int64_t numel() const { return N * C * S; }
-};
-
-ChannelGeometry channel_geometry(const Tensor& x, const char* op, const char* name) {
-  check_float_cuda(x, op, name);
-  SELFSUP_CHECK(x.dim() >= 2, op, ": ", name, " must be [N, C] or [N, C, *], got ",
-                shape_str(x.shape()));
-  const int64_t N = x.size(0), C = x.size(1);
-  return {N, C, C == 0 || N == 0 ? 0 : x.numel() / (N * C)};
-}
+using norm_plan::ChannelGeometry;
+using norm_plan::keep_scale;
+using norm_plan::RowGeometry;
 
 // ---- launchers ----
 
@@ -640,26 +601,6 @@ struct BackwardRows {
   }
 };
 
-// x [R, D]: R rows (the leading dims), each normalised over its D values (the last dims).
-struct RowGeometry {
-  int64_t R, D;
-  Shape row_shape, stat_shape;  // shapes of the normalised dims and of mean / rstd
-};
-
-RowGeometry row_geometry(const Tensor& x, int64_t normalized_ndim, const char* op) {
-  check_float_cuda(x, op, "input");
-  SELFSUP_CHECK(normalized_ndim >= 1 && normalized_ndim <= x.dim(), op, ": normalized_ndim ",
-                normalized_ndim, " out of range for input ", shape_str(x.shape()), " (1..", x.dim(),
-                ")");
-  const auto split = x.shape().begin() + (x.dim() - normalized_ndim);
-  RowGeometry g{0, 0, Shape(split, x.shape().end()), Shape(x.shape().begin(), split)};
-  g.D = shape_numel(g.row_shape);
-  g.R = shape_numel(g.stat_shape);
-  SELFSUP_CHECK(g.D > 0, op, ": input ", shape_str(x.shape()), " has empty normalized dims ",
-                shape_str(g.row_shape));
-  return g;
-}
-
 }  // namespace
 
 // ============================================================================================
@@ -670,23 +611,9 @@ void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tenso
                 Tensor& running_var, bool training, double momentum, double eps, Tensor& out,
                 Tensor& save_mean, Tensor& save_invstd) {
   const char* op = "batch_norm";
-  const ChannelGeometry g = channel_geometry(x, op, "input");
-  const Shape cshape{g.C};
-  check_param(weight, x, cshape, op, "weight");
-  check_param(bias, x, cshape, op, "bias");
-  check_param(running_mean, x, cshape, op, "running_mean");
-  check_param(running_var, x, cshape, op, "running_var");
-  SELFSUP_CHECK(running_mean.defined() == running_var.defined(), op,
-                ": running_mean and running_var must both be given or both be undefined");
-  SELFSUP_CHECK(training || running_mean.defined(), op,
-                ": eval mode needs running_mean and running_var");
-  SELFSUP_CHECK(!training || g.count() > 1, op,
-                ": training needs more than 1 value per channel, got input ", shape_str(x.shape()));
-  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
-  check_dtype_on(out, x.dtype(), x.device(), op, "out");
-  check_shape(out, x.shape(), op, "out");
-  check_param(save_mean, x, cshape, op, "save_mean");
-  check_param(save_invstd, x, cshape, op, "save_invstd");
+  const ChannelGeometry g =
+      norm_plan::check_batch_norm(op, x, weight, bias, running_mean, running_var, training, eps,
+                                  out, save_mean, save_invstd, kCuda);
   if (g.C == 0) return;
   const Tensor xd = dense(x);
   DenseOut y(out);
@@ -731,21 +658,8 @@ void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
                          const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
                          Tensor& grad_w, Tensor& grad_b) {
   const char* op = "batch_norm_backward";
-  const ChannelGeometry g = channel_geometry(x, op, "input");
-  const Shape cshape{g.C};
-  check_dtype_on(grad_out, x.dtype(), x.device(), op, "grad_out");
-  check_shape(grad_out, x.shape(), op, "grad_out");
-  check_param(weight, x, cshape, op, "weight");
-  SELFSUP_CHECK(save_mean.defined() && save_invstd.defined(), op,
-                ": save_mean and save_invstd are required");
-  check_param(save_mean, x, cshape, op, "save_mean");
-  check_param(save_invstd, x, cshape, op, "save_invstd");
-  if (grad_x.defined()) {
-    check_dtype_on(grad_x, x.dtype(), x.device(), op, "grad_x");
-    check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  check_param(grad_w, x, cshape, op, "grad_w");
-  check_param(grad_b, x, cshape, op, "grad_b");
+  const ChannelGeometry g = norm_plan::check_batch_norm_backward(
+      op, grad_out, x, weight, save_mean, save_invstd, grad_x, grad_w, grad_b, kCuda);
   if (g.C == 0) return;
   const Tensor xd = dense(x), gd = dense(grad_out);
   DenseOut dx(grad_x);
@@ -788,13 +702,8 @@ void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
 void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
                               const Tensor& save_invstd, Tensor& grad_x) {
   const char* op = "batch_norm_eval_backward";
-  const ChannelGeometry g = channel_geometry(grad_out, op, "grad_out");
-  const Shape cshape{g.C};
-  check_param(weight, grad_out, cshape, op, "weight");
-  SELFSUP_CHECK(save_invstd.defined(), op, ": save_invstd is required");
-  check_param(save_invstd, grad_out, cshape, op, "save_invstd");
-  check_dtype_on(grad_x, grad_out.dtype(), grad_out.device(), op, "grad_x");
-  check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  const ChannelGeometry g =
+      norm_plan::check_batch_norm_eval_backward(op, grad_out, weight, save_invstd, grad_x, kCuda);
   if (g.numel() == 0) return;
   const Tensor gd = dense(grad_out);
   DenseOut dx(grad_x);
@@ -812,14 +721,8 @@ void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
 void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
                 double eps, Tensor& out, Tensor& mean, Tensor& rstd) {
   const char* op = "layer_norm";
-  const RowGeometry g = row_geometry(x, normalized_ndim, op);
-  check_param(weight, x, g.row_shape, op, "weight");
-  check_param(bias, x, g.row_shape, op, "bias");
-  SELFSUP_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
-  check_dtype_on(out, x.dtype(), x.device(), op, "out");
-  check_shape(out, x.shape(), op, "out");
-  check_param(mean, x, g.stat_shape, op, "mean");
-  check_param(rstd, x, g.stat_shape, op, "rstd");
+  const RowGeometry g = norm_plan::check_layer_norm(op, x, normalized_ndim, weight, bias, eps, out,
+                                                    mean, rstd, kCuda);
   const Tensor xd = dense(x), wd = dense(weight), bd = dense(bias);
   DenseOut y(out), mb(mean), rb(rstd);
   dispatch_float(x.dtype(), [&](auto tag) {
@@ -831,7 +734,7 @@ void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, 
     p.out = y.data<T>();
     p.mean = mb.data<T>();
     p.rstd = rb.data<T>();
-    p.R = g.R;
+    p.R = g.M;
     p.D = g.D;
     p.eps = eps;
     launch_layer_norm_rows<T, ForwardRows>(op, p);
@@ -845,19 +748,8 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                          Tensor& grad_x, Tensor& grad_w, Tensor& grad_b) {
   const char* op = "layer_norm_backward";
-  const RowGeometry g = row_geometry(x, normalized_ndim, op);
-  check_dtype_on(grad_out, x.dtype(), x.device(), op, "grad_out");
-  check_shape(grad_out, x.shape(), op, "grad_out");
-  check_param(weight, x, g.row_shape, op, "weight");
-  SELFSUP_CHECK(mean.defined() && rstd.defined(), op, ": mean and rstd are required");
-  check_param(mean, x, g.stat_shape, op, "mean");
-  check_param(rstd, x, g.stat_shape, op, "rstd");
-  if (grad_x.defined()) {
-    check_dtype_on(grad_x, x.dtype(), x.device(), op, "grad_x");
-    check_shape(grad_x, x.shape(), op, "grad_x");
-  }
-  check_param(grad_w, x, g.row_shape, op, "grad_w");
-  check_param(grad_b, x, g.row_shape, op, "grad_b");
+  const RowGeometry g = norm_plan::check_layer_norm_backward(
+      op, grad_out, x, normalized_ndim, weight, mean, rstd, grad_x, grad_w, grad_b, kCuda);
   const Tensor xd = dense(x), gd = dense(grad_out), wd = dense(weight);
   const Tensor md = dense(mean), rd = dense(rstd);
   DenseOut dx(grad_x), dw(grad_w), db(grad_b);
@@ -870,7 +762,7 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
     p.mean = md.data_ptr<T>();
     p.rstd = rd.data_ptr<T>();
     p.out = dx.data<T>();
-    p.R = g.R;
+    p.R = g.M;
     p.D = g.D;
     if (p.out) launch_layer_norm_rows<T, BackwardRows>(op, p);
     if (!grad_w.defined() && !grad_b.defined()) return;
@@ -878,16 +770,16 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
     const int64_t col_blocks = ceil_div(g.D, kColumnLanes);
     const int64_t splits = std::clamp<int64_t>(
         ceil_div(target_blocks(), col_blocks), 1,
-        std::min<int64_t>(65535, std::max<int64_t>(1, g.R / (4 * kColumnRows))));
+        std::min<int64_t>(65535, std::max<int64_t>(1, g.M / (4 * kColumnRows))));
     const Shape bytes{g.D * splits * static_cast<int64_t>(sizeof(Sum2))};
     const TensorOptions opts = TensorOptions(kUInt8).device(x.device());
-    Tensor partial = g.R > 0 ? empty(bytes, opts) : zeros(bytes, opts);  // no rows: sums of 0
+    Tensor partial = g.M > 0 ? empty(bytes, opts) : zeros(bytes, opts);  // no rows: sums of 0
     Sum2* part = static_cast<Sum2*>(partial.raw_data_ptr());
-    if (g.R > 0) {
+    if (g.M > 0) {
       const LayerNormWbTerm<T> term{p.x, p.g, p.mean, p.rstd, g.D};
       const dim3 grid(grid_size(op, col_blocks), static_cast<unsigned>(splits));
       column_sums<LayerNormWbTerm<T>>
-          <<<grid, dim3(kColumnLanes, kColumnRows)>>>(term, g.R, g.D, part);
+          <<<grid, dim3(kColumnLanes, kColumnRows)>>>(term, g.M, g.D, part);
       check_launch(op);
     }
     layer_norm_wb_finalize<T><<<grid_size(op, ceil_div(g.D, kThreads)), kThreads>>>(
@@ -901,12 +793,7 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
 
 void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mask) {
   const char* op = "dropout";
-  check_float_cuda(x, op, "input");
-  check_probability(p, op);
-  check_dtype_on(out, x.dtype(), x.device(), op, "out");
-  check_shape(out, x.shape(), op, "out");
-  check_dtype_on(mask, kUInt8, x.device(), op, "mask");
-  check_shape(mask, x.shape(), op, "mask");
+  norm_plan::check_dropout(op, x, p, out, mask, kCuda);
   // As on the CPU: the draw consumes numel counters whatever p.
   const uint64_t seed = gen.seed();
   const uint64_t first = gen.advance(static_cast<uint64_t>(x.numel()));
@@ -927,12 +814,7 @@ void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mas
 
 void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tensor& grad_x) {
   const char* op = "dropout_backward";
-  check_float_cuda(grad_out, op, "grad_out");
-  check_probability(p, op);
-  check_dtype_on(mask, kUInt8, grad_out.device(), op, "mask");
-  check_shape(mask, grad_out.shape(), op, "mask");
-  check_dtype_on(grad_x, grad_out.dtype(), grad_out.device(), op, "grad_x");
-  check_shape(grad_x, grad_out.shape(), op, "grad_x");
+  norm_plan::check_dropout_backward(op, grad_out, mask, p, grad_x, kCuda);
   const int64_t n = grad_out.numel();
   if (n == 0) return;
   const Tensor gd = dense(grad_out), md = dense(mask);

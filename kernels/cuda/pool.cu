@@ -41,6 +41,7 @@
 #include "kernels/cuda/pool.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/strided.cuh"
+#include "kernels/pool_plan.h"
 
 namespace selfsup::cuda {
 
@@ -51,9 +52,7 @@ constexpr int kWarpsPerBlock = kThreads / kWarpSize;
 constexpr int64_t kMaxBlocks = 8192;  // grid-stride loops: enough blocks to fill the GPU
 
 // The planes of a pool: planes = N*C, each [H, W] in, [OH, OW] out, contiguous.
-struct Planes {
-  int64_t planes, H, W, OH, OW;
-};
+using Planes = pool_plan::PoolGeometry;
 
 // The window geometry as plain numbers for the device (Pool2dParams, by value).
 struct Window {
@@ -261,55 +260,11 @@ unsigned grid_for(int64_t n) {
   return grid_stride_blocks(n, kThreads, kMaxBlocks);
 }
 
-// A defined float32/float64 4-d tensor on `device` (the first tensor's device when undefined).
-void check_nchw(const Tensor& t, const char* op, const char* name, Device device) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
+// Every tensor on the input's CUDA device (the argument checks themselves are in
+// kernels/pool_plan.h).
+void check_on_cuda(const Tensor& t, const Device& device, const char* op, const char* name) {
   SELFSUP_CHECK(t.device().is_cuda() && t.device() == device, op, " (cuda): ", name, " is on ",
                 t.device().str(), ", expected ", device.str());
-  SELFSUP_CHECK(is_floating(t.dtype()), op, ": ", name, " must be float32 or float64, got ",
-                dtype_name(t.dtype()));
-  SELFSUP_CHECK(t.dim() == 4, op, ": ", name, " must be 4-d [N, C, H, W], got ",
-                shape_str(t.shape()));
-}
-
-void check_tensor(const Tensor& t, DType dtype, const Shape& shape, const char* op,
-                  const char* name, Device device) {
-  SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
-  SELFSUP_CHECK(t.device() == device, op, " (cuda): ", name, " is on ", t.device().str(),
-                ", expected ", device.str());
-  SELFSUP_CHECK(t.dtype() == dtype, op, ": ", name, " is ", dtype_name(t.dtype()), ", expected ",
-                dtype_name(dtype));
-  SELFSUP_CHECK(t.shape() == shape, op, ": ", name, " has shape ", shape_str(t.shape()),
-                ", expected ", shape_str(shape));
-}
-
-void check_pool_params(const Pool2dParams& p, const char* op) {
-  SELFSUP_CHECK(p.kernel_h > 0 && p.kernel_w > 0, op, ": kernel size must be positive, got ",
-                p.kernel_h, "x", p.kernel_w);
-  SELFSUP_CHECK(p.stride_h > 0 && p.stride_w > 0, op, ": stride must be positive, got ", p.stride_h,
-                "x", p.stride_w);
-  SELFSUP_CHECK(
-      p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kernel_h / 2 && p.pad_w <= p.kernel_w / 2, op,
-      ": padding ", p.pad_h, "x", p.pad_w, " must be non-negative and at most half the kernel ",
-      p.kernel_h, "x", p.kernel_w);
-}
-
-int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, const char* op) {
-  SELFSUP_CHECK(in + 2 * pad >= kernel, op, ": kernel size ", kernel,
-                " is larger than the padded input size ", in + 2 * pad);
-  return (in + 2 * pad - kernel) / stride + 1;
-}
-
-// The planes of a windowed pool whose input is `in` = [N, C, H, W].
-Planes window_planes(const Shape& in, const Pool2dParams& p, const char* op) {
-  check_pool_params(p, op);
-  SELFSUP_CHECK(in[2] > 0 && in[3] > 0, op, ": input ", shape_str(in), " has an empty plane");
-  return {in[0] * in[1], in[2], in[3], pool_out_size(in[2], p.kernel_h, p.stride_h, p.pad_h, op),
-          pool_out_size(in[3], p.kernel_w, p.stride_w, p.pad_w, op)};
-}
-
-Shape pooled_shape(const Shape& in, const Planes& g) {
-  return {in[0], in[1], g.OH, g.OW};
 }
 
 // Kernels write contiguous planes: the caller's tensor itself when it is contiguous, otherwise
@@ -352,11 +307,7 @@ void dispatch_float(DType dtype, Fn&& fn) {
 
 void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& indices) {
   const char* op = "max_pool2d";
-  check_nchw(x, op, "input", x.defined() ? x.device() : Device::cuda());
-  const Planes g = window_planes(x.shape(), p, op);
-  const Shape shape = pooled_shape(x.shape(), g);
-  check_tensor(out, x.dtype(), shape, op, "out", x.device());
-  check_tensor(indices, kInt64, shape, op, "indices", x.device());
+  const Planes g = pool_plan::check_max_pool2d(op, x, p, out, indices, check_on_cuda);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
@@ -373,21 +324,13 @@ void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& ind
 
 void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_x) {
   const char* op = "max_pool2d_backward";
-  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
-  check_nchw(grad_out, op, "grad_out", device);
-  check_nchw(grad_x, op, "grad_x", device);
-  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
-  check_tensor(indices, kInt64, grad_out.shape(), op, "indices", device);
-  SELFSUP_CHECK(grad_x.size(0) == grad_out.size(0) && grad_x.size(1) == grad_out.size(1), op,
-                ": grad_x ", shape_str(grad_x.shape()), " and grad_out ",
-                shape_str(grad_out.shape()), " differ in N or C");
+  pool_plan::check_max_pool2d_backward(op, grad_out, indices, grad_x, check_on_cuda);
   const int64_t planes = grad_x.size(0) * grad_x.size(1);
   const int64_t in_size = grad_x.size(2) * grad_x.size(3);
   const int64_t out_size = grad_out.size(2) * grad_out.size(3);
   const Tensor ic = raw::contiguous(indices);  // [N, C, OH, OW]
   if (const auto bad = detail::first_out_of_range(ic, in_size))
-    throw Error(::selfsup::detail::concat(op, ": index ", *bad, " out of range for a ",
-                                          grad_x.size(2), "x", grad_x.size(3), " plane"));
+    pool_plan::check_plane_index(op, *bad, grad_x.size(2), grad_x.size(3));
   if (planes * in_size == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
   DeviceOut ob(grad_x);
@@ -404,9 +347,7 @@ void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& 
 
 void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
   const char* op = "avg_pool2d";
-  check_nchw(x, op, "input", x.defined() ? x.device() : Device::cuda());
-  const Planes g = window_planes(x.shape(), p, op);
-  check_tensor(out, x.dtype(), pooled_shape(x.shape(), g), op, "out", x.device());
+  const Planes g = pool_plan::check_avg_pool2d(op, x, p, out, check_on_cuda);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
@@ -421,12 +362,7 @@ void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
 
 void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& grad_x) {
   const char* op = "avg_pool2d_backward";
-  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
-  check_nchw(grad_out, op, "grad_out", device);
-  check_nchw(grad_x, op, "grad_x", device);
-  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
-  const Planes g = window_planes(grad_x.shape(), p, op);
-  check_tensor(grad_out, grad_out.dtype(), pooled_shape(grad_x.shape(), g), op, "grad_out", device);
+  const Planes g = pool_plan::check_avg_pool2d_backward(op, grad_out, p, grad_x, check_on_cuda);
   const int64_t n = g.planes * g.H * g.W;
   if (n == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
@@ -441,17 +377,7 @@ void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& 
 
 void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
   const char* op = "adaptive_avg_pool2d";
-  const Device device = x.defined() ? x.device() : Device::cuda();
-  check_nchw(x, op, "input", device);
-  check_nchw(out, op, "out", device);
-  check_tensor(out, x.dtype(), out.shape(), op, "out", device);
-  SELFSUP_CHECK(
-      out.size(0) == x.size(0) && out.size(1) == x.size(1) && out.size(2) > 0 && out.size(3) > 0,
-      op, ": out ", shape_str(out.shape()), " does not fit input ", shape_str(x.shape()),
-      " (needs the same N, C and a positive output size)");
-  SELFSUP_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input ", shape_str(x.shape()),
-                " has an empty plane");
-  const Planes g{x.size(0) * x.size(1), x.size(2), x.size(3), out.size(2), out.size(3)};
+  const Planes g = pool_plan::check_adaptive_avg_pool2d(op, x, out, check_on_cuda);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
@@ -466,18 +392,8 @@ void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
 
 void adaptive_avg_pool2d_backward(const Tensor& grad_out, Tensor& grad_x) {
   const char* op = "adaptive_avg_pool2d_backward";
-  const Device device = grad_out.defined() ? grad_out.device() : Device::cuda();
-  check_nchw(grad_out, op, "grad_out", device);
-  check_nchw(grad_x, op, "grad_x", device);
-  check_tensor(grad_x, grad_out.dtype(), grad_x.shape(), op, "grad_x", device);
-  SELFSUP_CHECK(grad_out.size(0) == grad_x.size(0) && grad_out.size(1) == grad_x.size(1) &&
-                    grad_out.size(2) > 0 && grad_out.size(3) > 0,
-                op, ": grad_out ", shape_str(grad_out.shape()), " does not fit grad_x ",
-                shape_str(grad_x.shape()));
-  SELFSUP_CHECK(grad_x.size(2) > 0 && grad_x.size(3) > 0, op, ": grad_x ",
-                shape_str(grad_x.shape()), " has an empty plane");
-  const Planes g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), grad_out.size(2),
-                 grad_out.size(3)};
+  const Planes g =
+      pool_plan::check_adaptive_avg_pool2d_backward(op, grad_out, grad_x, check_on_cuda);
   const int64_t n = g.planes * g.H * g.W;
   if (n == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]

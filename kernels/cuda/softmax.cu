@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "core/error.h"
@@ -51,6 +52,7 @@
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/softmax.h"
 #include "kernels/cuda/softmax_xent.h"
+#include "kernels/softmax_plan.h"
 
 namespace selfsup::cuda {
 
@@ -391,23 +393,24 @@ class DenseOut {
   Tensor buf_;
 };
 
-void check_floating(const char* op, const Tensor& x) {
-  SELFSUP_CHECK(x.defined(), op, ": input is undefined");
+// The input on a CUDA device, every other tensor on the input's (the argument checks themselves
+// are in kernels/softmax_plan.h).
+void check_input_on_cuda(const char* op, const Tensor& x) {
   SELFSUP_CHECK(x.device().is_cuda(), op, ": input ", shape_str(x.shape()), " is on ",
                 x.device().str(), ", expected the CUDA device");
-  SELFSUP_CHECK(is_floating(x.dtype()), op, ": expects float32 or float64, got ",
-                dtype_name(x.dtype()));
 }
-
-void check_same(const char* op, const char* what, const Tensor& x, const Tensor& t) {
-  SELFSUP_CHECK(t.defined(), op, ": ", what, " is undefined");
+void check_on_input_device(const char* op, const char* what, const Tensor& x, const Tensor& t) {
   SELFSUP_CHECK(t.device() == x.device(), op, ": ", what, " is on ", t.device().str(),
                 " but the input is on ", x.device().str());
-  SELFSUP_CHECK(t.shape() == x.shape(), op, ": ", what, " has shape ", shape_str(t.shape()),
-                ", expected ", shape_str(x.shape()));
-  SELFSUP_CHECK(t.dtype() == x.dtype(), op, ": ", what, " is ", dtype_name(t.dtype()),
-                ", expected ", dtype_name(x.dtype()));
 }
+bool on_input_device(const Tensor& t, const Tensor& x) {
+  return t.device() == x.device();
+}
+std::string tensor_on_input_device(const Tensor& x) {
+  return "tensor on " + x.device().str();
+}
+constexpr softmax_plan::Devices kCuda{check_input_on_cuda, check_on_input_device, on_input_device,
+                                      tensor_on_input_device};
 
 unsigned grid_size(const char* op, int64_t blocks) {
   SELFSUP_CHECK(blocks <= INT32_MAX, op, ": ", blocks, " blocks exceed the CUDA grid limit");
@@ -432,10 +435,7 @@ void launch_rows(const char* op, const RowArgs<T>& p) {
 // The four row-wise ops: in1 (y for the backwards) may be null.
 template <RowOp kOp>
 void rowwise(const char* op, const Tensor& in0, const Tensor* in1, Tensor& out, int64_t dim) {
-  check_floating(op, in0);
-  if (in1) check_same(op, "second input", in0, *in1);
-  check_same(op, "out", in0, out);
-  dim = normalize_dim(dim, in0.dim(), op);
+  dim = softmax_plan::check_rowwise(op, in0, in1, out, dim, kCuda);
   if (in0.numel() == 0) return;
   const int64_t len = in0.dim() == 0 ? 1 : in0.size(dim);
   int64_t inner = 1;
@@ -462,19 +462,6 @@ void rowwise(const char* op, const Tensor& in0, const Tensor* in1, Tensor& out, 
   y.commit();
 }
 
-void check_cross_entropy(const char* op, const Tensor& logits, const Tensor& loss,
-                         const Tensor& grad) {
-  check_floating(op, logits);
-  SELFSUP_CHECK(logits.dim() == 2, op, ": logits must be [N, C], got ", shape_str(logits.shape()));
-  SELFSUP_CHECK(logits.size(0) > 0 && logits.size(1) > 0, op, ": logits ",
-                shape_str(logits.shape()), " are empty");
-  SELFSUP_CHECK(loss.defined() && loss.numel() == 1 && loss.dtype() == logits.dtype() &&
-                    loss.device() == logits.device(),
-                op, ": loss must be a one-element ", dtype_name(logits.dtype()), " tensor on ",
-                logits.device().str());
-  if (grad.defined()) check_same(op, "grad_logits", logits, grad);
-}
-
 // Throws, as the CPU does, for the first row whose target is outside [0, classes): one small
 // kernel, then a device->host copy of the flag (a synchronisation).
 void check_targets(const char* op, const Tensor& targets, int64_t classes) {
@@ -494,8 +481,7 @@ void check_targets(const char* op, const Tensor& targets, int64_t classes) {
   check(cudaMemcpy(&value, t + static_cast<int64_t>(row) * stride, sizeof value,
                    cudaMemcpyDeviceToHost),
         "cross_entropy: reading the bad target");
-  SELFSUP_CHECK(false, op, ": target ", value, " at row ", row, " is out of range [0, ", classes,
-                ")");
+  softmax_plan::check_target_value(op, value, static_cast<int64_t>(row), classes);
 }
 
 // The fused loss (and gradient) of either target kind: a group per row, then the mean.
@@ -558,14 +544,9 @@ void log_softmax_backward(const Tensor& grad_y, const Tensor& y, int64_t dim, Te
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& grad_logits) {
   const char* op = "cross_entropy";
-  check_cross_entropy(op, logits, loss, grad_logits);
-  SELFSUP_CHECK(
-      targets.defined() && targets.dtype() == kInt64 && targets.device() == logits.device(), op,
-      ": targets must be an int64 tensor on ", logits.device().str());
+  softmax_plan::check_cross_entropy(op, logits, loss, grad_logits, kCuda);
+  softmax_plan::check_class_targets(op, logits, targets, kCuda);
   const int64_t n = logits.size(0), c = logits.size(1);
-  SELFSUP_CHECK(targets.shape() == Shape{n}, op, ": targets have shape ",
-                shape_str(targets.shape()), ", expected [", n, "] for logits ",
-                shape_str(logits.shape()));
   check_targets(op, targets, c);
   // The signature kernel takes float32, contiguous [N, C] with 32-bit sizes and a 0-d loss.
   const bool signature = logits.dtype() == kFloat32 && logits.is_contiguous() &&
@@ -580,8 +561,8 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss, Te
 void cross_entropy_soft(const Tensor& logits, const Tensor& targets, Tensor& loss,
                         Tensor& grad_logits) {
   const char* op = "cross_entropy_soft";
-  check_cross_entropy(op, logits, loss, grad_logits);
-  check_same(op, "targets", logits, targets);
+  softmax_plan::check_cross_entropy(op, logits, loss, grad_logits, kCuda);
+  softmax_plan::check_same(op, "targets", logits, targets, kCuda);
   run_cross_entropy<RowOp::CrossEntropySoft>(op, logits, targets, loss, grad_logits);
 }
 
