@@ -2,10 +2,14 @@
 // through gradcheck in float64 (the idea of PyTorch's OpInfo). Adding an op means adding a row.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "autograd/gradcheck.h"
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
 #include "core/views.h"
+#include "tests/cuda_test_util.h"
 
 using namespace selfsup;
 
@@ -81,11 +85,14 @@ std::vector<OpCase> op_table() {
       {"sigmoid", {tr({4, 5})}, [](V x) { return sigmoid(x[0]); }},
       {"tanh", {in({4, 5})}, [](V x) { return tanh(x[0]); }},
       {"clamp", {in({30}, Dist::AwayFromZero)}, [](V x) { return clamp(x[0], -0.7, 0.9); }},
-      {"where", {in({3, 4}), in({4})},
-       [](V x) { return where(gt(x[0], 0.0), x[0], x[1]); }},
+      {"where", {in({3, 4}), in({4})}, [](V x) { return where(gt(x[0], 0.0), x[0], x[1]); }},
       // reductions
       {"sum_all", {tr({3, 4})}, [](V x) { return sum(x[0]); }},
-      {"sum_dims", {in({2, 3, 4})}, [](V x) { return sum(x[0], {0, 2}); }},
+      {"sum_dims",
+       {in({2, 3, 4})},
+       [](V x) {
+         return sum(x[0], {0, 2});
+       }},
       {"sum_keepdim", {in({2, 3, 4})}, [](V x) { return sum(x[0], {1}, true); }},
       {"mean", {in({2, 3, 4})}, [](V x) { return mean(x[0], {-1}); }},
       {"var", {in({5, 4})}, [](V x) { return var(x[0], {0}); }},
@@ -103,58 +110,90 @@ std::vector<OpCase> op_table() {
       {"softmax", {in({3, 5})}, [](V x) { return softmax(x[0], 1); }},
       {"softmax_dim0", {tr({3, 5})}, [](V x) { return softmax(x[0], 0); }},
       {"log_softmax", {in({3, 5})}, [](V x) { return log_softmax(x[0], -1); }},
-      {"cross_entropy", {in({5, 7}), idx({5}, 7)},
-       [](V x) { return cross_entropy(x[0], x[1]); }},
-      {"cross_entropy_soft", {in({5, 7}), fixed({5, 7}, Dist::Probabilities)},
+      {"cross_entropy", {in({5, 7}), idx({5}, 7)}, [](V x) { return cross_entropy(x[0], x[1]); }},
+      {"cross_entropy_soft",
+       {in({5, 7}), fixed({5, 7}, Dist::Probabilities)},
        [](V x) { return cross_entropy_soft(x[0], x[1]); }},
-      {"cross_correlation", {in({9, 4}), in({9, 4})},
+      {"cross_correlation",
+       {in({9, 4}), in({9, 4})},
        [](V x) { return cross_correlation(x[0], x[1]); }},
       {"mse_loss", {in({3, 4}), in({3, 4})}, [](V x) { return mse_loss(x[0], x[1]); }},
       // indexing and joining
       {"index_select", {in({5, 3}), idx({7}, 5)}, [](V x) { return index_select(x[0], 0, x[1]); }},
       {"gather", {in({4, 6}), idx({4, 3}, 6)}, [](V x) { return gather(x[0], 1, x[1]); }},
-      {"scatter_add", {in({4, 6}), idx({4, 3}, 6), in({4, 3})},
+      {"scatter_add",
+       {in({4, 6}), idx({4, 3}, 6), in({4, 3})},
        [](V x) { return scatter_add(x[0], 1, x[1], x[2]); }},
-      {"cat", {in({2, 3}), tr({4, 3})}, [](V x) { return cat({x[0], x[1]}, 0); }},
-      {"stack", {in({2, 3}), in({2, 3})}, [](V x) { return stack({x[0], x[1]}, 1); }},
-      {"split", {in({7, 2})},
+      {"cat",
+       {in({2, 3}), tr({4, 3})},
+       [](V x) {
+         return cat({x[0], x[1]}, 0);
+       }},
+      {"stack",
+       {in({2, 3}), in({2, 3})},
+       [](V x) {
+         return stack({x[0], x[1]}, 1);
+       }},
+      {"split",
+       {in({7, 2})},
        [](V x) {
          auto parts = split(x[0], 3, 0);
          return add(mul(parts[0], 2.0), sum(parts[2]));
        }},
       // views
-      {"view_reshape", {in({2, 6})}, [](V x) { return reshape(view(x[0], {3, 4}), {4, 3}); }},
+      {"view_reshape",
+       {in({2, 6})},
+       [](V x) {
+         return reshape(view(x[0], {3, 4}), {4, 3});
+       }},
       {"reshape_noncontig", {tr({3, 4})}, [](V x) { return reshape(x[0], {-1}); }},
-      {"permute", {in({2, 3, 4})}, [](V x) { return permute(x[0], {2, 0, 1}); }},
-      {"narrow_slice_select", {in({5, 6})},
+      {"permute",
+       {in({2, 3, 4})},
+       [](V x) {
+         return permute(x[0], {2, 0, 1});
+       }},
+      {"narrow_slice_select",
+       {in({5, 6})},
        [](V x) { return select(slice(narrow(x[0], 0, 1, 3), 1, 0, 6, 2), 0, 1); }},
-      {"expand", {in({3, 1})}, [](V x) { return expand(x[0], {2, 3, 4}); }},
-      {"squeeze_unsqueeze", {in({3, 1, 2})},
-       [](V x) { return unsqueeze(squeeze(x[0], 1), 0); }},
+      {"expand",
+       {in({3, 1})},
+       [](V x) {
+         return expand(x[0], {2, 3, 4});
+       }},
+      {"squeeze_unsqueeze", {in({3, 1, 2})}, [](V x) { return unsqueeze(squeeze(x[0], 1), 0); }},
       {"flatten_contiguous", {tr({2, 3})}, [](V x) { return flatten(contiguous(x[0])); }},
       // convolution, pooling, normalisation
-      {"conv2d", {in({2, 3, 7, 6}), in({4, 3, 3, 3}), in({4})},
+      {"conv2d",
+       {in({2, 3, 7, 6}), in({4, 3, 3, 3}), in({4})},
        [](V x) { return conv2d(x[0], x[1], x[2], 2, 1); }},
-      {"conv2d_1x1_nobias", {in({2, 5, 4, 3}), in({3, 5, 1, 1})},
+      {"conv2d_1x1_nobias",
+       {in({2, 5, 4, 3}), in({3, 5, 1, 1})},
        [](V x) { return conv2d(x[0], x[1]); }},
       {"max_pool2d", {in({2, 2, 5, 6})}, [](V x) { return max_pool2d(x[0], 2); }},
       {"max_pool2d_pad", {in({1, 2, 5, 5})}, [](V x) { return max_pool2d(x[0], 3, 2, 1); }},
       {"avg_pool2d", {in({2, 2, 5, 6})}, [](V x) { return avg_pool2d(x[0], 3, 2, 1); }},
-      {"adaptive_avg_pool2d", {in({2, 3, 5, 7})},
+      {"adaptive_avg_pool2d",
+       {in({2, 3, 5, 7})},
        [](V x) { return adaptive_avg_pool2d(x[0], 3, 2); }},
-      {"batch_norm_train", {in({6, 3, 2, 2}), in({3}), in({3})},
+      {"batch_norm_train",
+       {in({6, 3, 2, 2}), in({3}), in({3})},
        [](V x) { return batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true); }},
-      {"batch_norm_1d", {in({7, 4})},
+      {"batch_norm_1d",
+       {in({7, 4})},
        [](V x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }},
-      {"batch_norm_eval", {in({4, 3, 2}), in({3}), in({3})},
+      {"batch_norm_eval",
+       {in({4, 3, 2}), in({3}), in({3})},
        [](V x) {
-         Tensor rm = from_vector<double>({0.1, -0.2, 0.3}, {3}, x[0].dtype());
-         Tensor rv = from_vector<double>({1.5, 0.5, 2.0}, {3}, x[0].dtype());
+         const TensorOptions like = TensorOptions(x[0].dtype()).device(x[0].device());
+         Tensor rm = from_vector<double>({0.1, -0.2, 0.3}, {3}, like);
+         Tensor rv = from_vector<double>({1.5, 0.5, 2.0}, {3}, like);
          return batch_norm(x[0], rm, rv, x[1], x[2], false);
        }},
-      {"layer_norm", {in({3, 2, 5}), in({2, 5}), in({2, 5})},
+      {"layer_norm",
+       {in({3, 2, 5}), in({2, 5}), in({2, 5})},
        [](V x) { return layer_norm(x[0], 2, x[1], x[2]); }},
-      {"dropout", {in({6, 5})},
+      {"dropout",
+       {in({6, 5})},
        [](V x) {
          Generator gen(99);  // the same mask on every call
          return dropout(x[0], 0.3, true, &gen);
@@ -188,6 +227,56 @@ TEST_P(OpTable, Float32ForwardMatchesFloat64) {
   ASSERT_EQ(y64.size(), y32.size());
   for (size_t i = 0; i < y64.size(); ++i)
     EXPECT_NEAR(y32[i], y64[i], 1e-4 * (1 + std::abs(y64[i]))) << c.name << " element " << i;
+}
+
+// The float32 copy of input t (made by make_input from spec s) on `device`, with t's layout: a
+// transposed leaf stays a transposed view there too.
+Tensor same_input_on(const Tensor& t, const InputSpec& s, Device device) {
+  Tensor base = s.transposed ? raw::transpose(t.detach(), -1, -2) : t.detach();  // contiguous
+  if (is_floating(base.dtype())) base = raw::to_dtype(base, kFloat32);
+  base = raw::to_device(raw::contiguous(base), device);
+  Tensor out = s.transposed ? raw::transpose(base, -1, -2) : base;
+  if (s.grad) out.requires_grad_();
+  return out;
+}
+
+// |got - want| / |want| over all elements (want's norm floored, so zeros compare absolutely).
+double relative_difference(const Tensor& got, const Tensor& want) {
+  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    diff += (g[i] - w[i]) * (g[i] - w[i]);
+    norm += w[i] * w[i];
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-6);
+}
+
+// Every op forward and backward on the GPU against the CPU, in float32, from the same inputs (same
+// values, same layouts): the output and every input's gradient within 1e-4 of the CPU's, relative
+// to its norm. The backward is seeded with the same random weights on both devices.
+TEST_P(OpTable, CudaMatchesCpuForwardAndBackward) {
+  SELFSUP_REQUIRE_GPU();
+  const OpCase& c = GetParam();
+  Generator gen(11);
+  std::vector<Tensor> on_cpu, on_gpu;
+  for (const InputSpec& s : c.inputs) {
+    const Tensor t = make_input(s, gen);
+    on_cpu.push_back(same_input_on(t, s, kCPU));
+    on_gpu.push_back(same_input_on(t, s, Device::cuda()));
+  }
+  const Tensor want = c.fn(on_cpu), got = c.fn(on_gpu);
+  ASSERT_EQ(got.device(), Device::cuda()) << c.name;
+  ASSERT_EQ(got.shape(), want.shape()) << c.name;
+  EXPECT_LT(relative_difference(got, want), 1e-4) << c.name << " forward";
+  const Tensor weights = randn(want.shape(), kFloat32, &gen);
+  sum(mul(want, weights)).backward();
+  sum(mul(got, raw::to_device(weights, Device::cuda()))).backward();
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i].grad) continue;
+    ASSERT_TRUE(on_gpu[i].grad().defined()) << c.name << " input " << i;
+    EXPECT_LT(relative_difference(on_gpu[i].grad(), on_cpu[i].grad()), 1e-4)
+        << c.name << " gradient of input " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_table()),
