@@ -2,6 +2,7 @@
 // stop without hangs or leaks, and worker exceptions reaching the consumer.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <mutex>
@@ -393,7 +394,7 @@ class FakePinnedAllocator : public Allocator {
     ++allocations;
     return {std::malloc(nbytes ? nbytes : 1), [](void* p) { std::free(p); }};
   }
-  int allocations = 0;
+  std::atomic<int> allocations{0};  // the loader's worker threads allocate concurrently
 };
 
 }  // namespace
@@ -418,5 +419,5 @@ TEST(Loader, BatchesArePinnedWhenTheBackendOffersIt) {
       EXPECT_EQ(floats(a[i].views[k]), floats(b[i].views[k])) << "batch " << i << " view " << k;
     }
   }
-  EXPECT_EQ(fake.allocations, 3 * (3 + 2)) << "3 batches x (3 views + labels + indices)";
+  EXPECT_EQ(fake.allocations.load(), 3 * (3 + 2)) << "3 batches x (3 views + labels + indices)";
 }
