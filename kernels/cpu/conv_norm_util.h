@@ -6,6 +6,7 @@
 
 #include "core/tensor.h"
 #include "core/views.h"
+#include "kernels/out_buffer.h"
 
 namespace selfsup::cpu::detail {
 
@@ -30,32 +31,7 @@ inline void check_shape(const Tensor& t, const Shape& expected, const char* op, 
                 ", expected ", shape_str(expected));
 }
 
-// Kernels write into a contiguous buffer: the caller's `out` itself when it is contiguous,
-// otherwise a scratch tensor that commit() copies into `out`. Either way commit() marks the
-// write in out's version counter. An undefined `out` (an output the caller skips) gives an
-// undefined buffer and a commit() that does nothing.
-class OutBuffer {
- public:
-  explicit OutBuffer(Tensor& out) : out_(out), buf_(scratch_for(out)) {}
-  template <typename T>
-  T* data() const {
-    return buf_.data_ptr<T>();
-  }
-  void commit() {
-    if (!out_.defined()) return;
-    if (buf_.impl() == out_.impl())
-      out_.bump_version();
-    else
-      raw::copy_(out_, buf_);
-  }
-
- private:
-  static Tensor scratch_for(const Tensor& out) {
-    if (!out.defined() || out.is_contiguous()) return out;
-    return empty(out.shape(), out.dtype());
-  }
-  Tensor& out_;
-  Tensor buf_;
-};
+// A contiguous stand-in for an output of any strides (kernels/out_buffer.h).
+using kernels::OutBuffer;
 
 }  // namespace selfsup::cpu::detail

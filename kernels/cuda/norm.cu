@@ -40,8 +40,8 @@
 //   layer norm rows: a warp per row (D <= 1024) or a block per row, like the softmax rows.
 //   dropout: one grid-stride pass, one Philox draw per element.
 // Non-contiguous inputs are copied to contiguous ones first, and non-contiguous outputs are
-// written through a contiguous buffer, by the element-wise kernels (an exact x * 1; a 0/1 mask
-// as mask != 0). The [C] vectors of batch norm are read and written through their stride.
+// written through a contiguous buffer (kernels/out_buffer.h; the copies run on the
+// device). The [C] vectors of batch norm are read and written through their stride.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -52,9 +52,9 @@
 #include "core/random.h"
 #include "core/shape.h"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/out_buffer.h"
 #include "kernels/norm_plan.h"
 
 namespace selfsup::cuda {
@@ -425,48 +425,8 @@ __global__ void __launch_bounds__(kThreads)
 // Host side: layouts, checks, launchers
 // ============================================================================================
 
-// src copied element by element into dst (same shape, any strides) by the element-wise kernels:
-// x * 1 is exact for every float (NaN and -0 included); a 0/1 uint8 mask is its own (m != 0).
-void copy_into(const Tensor& src, Tensor& dst) {
-  if (src.dtype() == kUInt8)
-    cuda::binary_scalar(BinaryOp::Ne, src, 0.0, dst);
-  else
-    cuda::binary_scalar(BinaryOp::Mul, src, 1.0, dst);
-}
-
-// t itself when contiguous (or undefined), else a contiguous copy on its device.
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), TensorOptions(t.dtype()).device(t.device()));
-  copy_into(t, c);
-  return c;
-}
-
-// Kernels write a contiguous buffer: `out` itself when it is contiguous, else a scratch tensor
-// that commit() copies into it. commit() marks the write in out's version counter. An
-// undefined out gives a null pointer and a commit() that does nothing.
-class DenseOut {
- public:
-  explicit DenseOut(Tensor& out) : out_(out), buf_(out) {
-    if (out.defined() && !out.is_contiguous())
-      buf_ = empty(out.shape(), TensorOptions(out.dtype()).device(out.device()));
-  }
-  template <typename T>
-  T* data() const {
-    return buf_.defined() ? buf_.data_ptr<T>() : nullptr;
-  }
-  void commit() {
-    if (!out_.defined()) return;
-    if (buf_.impl() == out_.impl())
-      out_.bump_version();
-    else
-      copy_into(buf_, out_);
-  }
-
- private:
-  Tensor& out_;
-  Tensor buf_;
-};
+using kernels::dense;
+using kernels::OutBuffer;
 
 template <typename Fn>
 void dispatch_float(DType dtype, Fn&& fn) {
@@ -616,7 +576,7 @@ void batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tenso
                                   out, save_mean, save_invstd, kCuda);
   if (g.C == 0) return;
   const Tensor xd = dense(x);
-  DenseOut y(out);
+  OutBuffer y(out);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = xd.data_ptr<T>();                                               // [N, C, S]
@@ -662,7 +622,7 @@ void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
       op, grad_out, x, weight, save_mean, save_invstd, grad_x, grad_w, grad_b, kCuda);
   if (g.C == 0) return;
   const Tensor xd = dense(x), gd = dense(grad_out);
-  DenseOut dx(grad_x);
+  OutBuffer dx(grad_x);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = xd.data_ptr<T>();  // [N, C, S]
@@ -706,7 +666,7 @@ void batch_norm_eval_backward(const Tensor& grad_out, const Tensor& weight,
       norm_plan::check_batch_norm_eval_backward(op, grad_out, weight, save_invstd, grad_x, kCuda);
   if (g.numel() == 0) return;
   const Tensor gd = dense(grad_out);
-  DenseOut dx(grad_x);
+  OutBuffer dx(grad_x);
   dispatch_float(grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Tensor coef = empty({2 * g.C}, TensorOptions(grad_out.dtype()).device(grad_out.device()));
@@ -724,7 +684,7 @@ void layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, 
   const RowGeometry g = norm_plan::check_layer_norm(op, x, normalized_ndim, weight, bias, eps, out,
                                                     mean, rstd, kCuda);
   const Tensor xd = dense(x), wd = dense(weight), bd = dense(bias);
-  DenseOut y(out), mb(mean), rb(rstd);
+  OutBuffer y(out), mb(mean), rb(rstd);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     LayerNormArgs<T> p{};
@@ -752,7 +712,7 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
       op, grad_out, x, normalized_ndim, weight, mean, rstd, grad_x, grad_w, grad_b, kCuda);
   const Tensor xd = dense(x), gd = dense(grad_out), wd = dense(weight);
   const Tensor md = dense(mean), rd = dense(rstd);
-  DenseOut dx(grad_x), dw(grad_w), db(grad_b);
+  OutBuffer dx(grad_x), dw(grad_w), db(grad_b);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     LayerNormArgs<T> p{};
@@ -800,7 +760,7 @@ void dropout(const Tensor& x, double p, Generator& gen, Tensor& out, Tensor& mas
   const int64_t n = x.numel();
   if (n == 0) return;
   const Tensor xd = dense(x);
-  DenseOut y(out), m(mask);
+  OutBuffer y(out), m(mask);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     dropout_kernel<T><<<stride_blocks(n), kThreads>>>(
@@ -818,7 +778,7 @@ void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p, Tens
   const int64_t n = grad_out.numel();
   if (n == 0) return;
   const Tensor gd = dense(grad_out), md = dense(mask);
-  DenseOut dx(grad_x);
+  OutBuffer dx(grad_x);
   dispatch_float(grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     dropout_backward_kernel<T><<<stride_blocks(n), kThreads>>>(

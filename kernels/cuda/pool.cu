@@ -41,6 +41,7 @@
 #include "kernels/cuda/pool.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/strided.cuh"
+#include "kernels/out_buffer.h"
 #include "kernels/pool_plan.h"
 
 namespace selfsup::cuda {
@@ -267,30 +268,7 @@ void check_on_cuda(const Tensor& t, const Device& device, const char* op, const 
                 t.device().str(), ", expected ", device.str());
 }
 
-// Kernels write contiguous planes: the caller's tensor itself when it is contiguous, otherwise
-// a scratch tensor that commit() copies into it on the device.
-class DeviceOut {
- public:
-  explicit DeviceOut(Tensor& out)
-      : out_(out),
-        buf_(out.is_contiguous()
-                 ? out
-                 : empty(out.shape(), TensorOptions(out.dtype()).device(out.device()))) {}
-  template <typename T>
-  T* data() const {
-    return buf_.data_ptr<T>();
-  }
-  void commit() {
-    if (buf_.impl() == out_.impl())
-      out_.bump_version();
-    else
-      raw::copy_(out_, buf_);
-  }
-
- private:
-  Tensor& out_;
-  Tensor buf_;
-};
+using kernels::OutBuffer;  // kernels write contiguous planes
 
 // Calls fn(float{}) or fn(double{}) (callers have checked the dtype is one of them).
 template <typename Fn>
@@ -311,7 +289,7 @@ void max_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out, Tensor& ind
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
-  DeviceOut ob(out), ib(indices);
+  OutBuffer ob(out), ib(indices);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     max_pool_forward<T>
@@ -333,7 +311,7 @@ void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, Tensor& 
     pool_plan::check_plane_index(op, *bad, grad_x.size(2), grad_x.size(3));
   if (planes * in_size == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
-  DeviceOut ob(grad_x);
+  OutBuffer ob(grad_x);
   const unsigned blocks =
       static_cast<unsigned>(std::min(ceil_div(planes, kWarpsPerBlock), kMaxBlocks));
   dispatch_float(grad_x.dtype(), [&](auto tag) {
@@ -351,7 +329,7 @@ void avg_pool2d(const Tensor& x, const Pool2dParams& p, Tensor& out) {
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
-  DeviceOut ob(out);
+  OutBuffer ob(out);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     avg_pool_forward<T><<<grid_for(n), kThreads>>>(xc.data_ptr<T>(), g, p, ob.data<T>());
@@ -366,7 +344,7 @@ void avg_pool2d_backward(const Tensor& grad_out, const Pool2dParams& p, Tensor& 
   const int64_t n = g.planes * g.H * g.W;
   if (n == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
-  DeviceOut ob(grad_x);
+  OutBuffer ob(grad_x);
   dispatch_float(grad_x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     avg_pool_backward_gather<T><<<grid_for(n), kThreads>>>(gc.data_ptr<T>(), g, p, ob.data<T>());
@@ -381,7 +359,7 @@ void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   const Tensor xc = raw::contiguous(x);  // [N, C, H, W]
-  DeviceOut ob(out);
+  OutBuffer ob(out);
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     adaptive_avg_forward<T><<<grid_for(n), kThreads>>>(xc.data_ptr<T>(), g, ob.data<T>());
@@ -397,7 +375,7 @@ void adaptive_avg_pool2d_backward(const Tensor& grad_out, Tensor& grad_x) {
   const int64_t n = g.planes * g.H * g.W;
   if (n == 0) return;
   const Tensor gc = raw::contiguous(grad_out);  // [N, C, OH, OW]
-  DeviceOut ob(grad_x);
+  OutBuffer ob(grad_x);
   dispatch_float(grad_x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     adaptive_avg_backward_gather<T><<<grid_for(n), kThreads>>>(gc.data_ptr<T>(), g, ob.data<T>());

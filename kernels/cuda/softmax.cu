@@ -33,7 +33,8 @@
 //      take 32 neighbouring rows, so each load reads consecutive addresses, and 8 warps split the
 //      row's length, merged through shared memory (8 KiB).
 // Non-contiguous inputs are copied to contiguous ones first, and non-contiguous outputs are
-// written through a contiguous buffer, with the element-wise kernels (an exact x * 1).
+// written through a contiguous buffer (kernels/out_buffer.h; the copies run on the
+// device).
 // The cross-entropy losses go through a [N] double vector that one block sums in a fixed order
 // (deterministic). float32 contiguous class-index cross-entropy runs the signature kernel
 // cuda::softmax_cross_entropy (softmax_xent.cu) after the target check below.
@@ -48,8 +49,8 @@
 #include "core/error.h"
 #include "core/shape.h"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/out_buffer.h"
 #include "kernels/cuda/softmax.h"
 #include "kernels/cuda/softmax_xent.h"
 #include "kernels/softmax_plan.h"
@@ -354,44 +355,8 @@ __global__ void __launch_bounds__(kThreads)
 // Host side: layouts, checks, launchers
 // ============================================================================================
 
-// src copied element by element into dst (same shape, any strides) by the element-wise kernels:
-// x * 1 is exact for every float, NaN and -0 included.
-void copy_into(const Tensor& src, Tensor& dst) {
-  cuda::binary_scalar(BinaryOp::Mul, src, 1.0, dst);
-}
-
-// t itself when contiguous, else a contiguous copy on its device.
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), TensorOptions(t.dtype()).device(t.device()));
-  copy_into(t, c);
-  return c;
-}
-
-// Kernels write a contiguous buffer: `out` itself when it is contiguous, else a scratch tensor
-// that commit() copies into it. commit() marks the write in out's version counter.
-class DenseOut {
- public:
-  explicit DenseOut(Tensor& out) : out_(out), buf_(out) {
-    if (out.defined() && !out.is_contiguous())
-      buf_ = empty(out.shape(), TensorOptions(out.dtype()).device(out.device()));
-  }
-  template <typename T>
-  T* data() const {
-    return buf_.defined() ? buf_.data_ptr<T>() : nullptr;
-  }
-  void commit() {
-    if (!out_.defined()) return;
-    if (buf_.impl() == out_.impl())
-      out_.bump_version();
-    else
-      copy_into(buf_, out_);
-  }
-
- private:
-  Tensor& out_;
-  Tensor buf_;
-};
+using kernels::dense;
+using kernels::OutBuffer;
 
 // The input on a CUDA device, every other tensor on the input's (the argument checks themselves
 // are in kernels/softmax_plan.h).
@@ -442,7 +407,7 @@ void rowwise(const char* op, const Tensor& in0, const Tensor* in1, Tensor& out, 
   for (int64_t d = dim + 1; d < in0.dim(); ++d)
     inner *= in0.size(d);
   const Tensor a = dense(in0), b = in1 ? dense(*in1) : Tensor();
-  DenseOut y(out);
+  OutBuffer y(out);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     RowArgs<T> p{};
@@ -491,7 +456,7 @@ void run_cross_entropy(const char* op, const Tensor& logits, const Tensor& targe
   const int64_t n = logits.size(0), c = logits.size(1);
   const Tensor a = dense(logits);
   const Tensor b = kOp == RowOp::CrossEntropySoft ? dense(targets) : Tensor();
-  DenseOut g(grad);
+  OutBuffer g(grad);
   Tensor row_loss = empty({n}, TensorOptions(kFloat64).device(logits.device()));
   auto run = [&](auto tag) {
     using T = decltype(tag);
