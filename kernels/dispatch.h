@@ -4,14 +4,14 @@
 // calls dispatch::, never a backend directly, so an op runs wherever its tensors live.
 //
 // A mismatch is an Error naming the op and both devices: "add: tensors on cpu and cuda:0".
-// In a CPU-only build the cuda:: functions are stubs (kernels/cuda/no_cuda.cpp); no CUDA tensor
+// In a CPU-only build the cuda:: functions are stubs (kernels/cuda/no_cuda*.cpp); no CUDA tensor
 // can exist there, so only CPU calls ever arrive.
 //
-// Adding a family (reductions, softmax, norms, ...) means one more section below with the CPU
-// header's signatures, and a body in dispatch.cpp that follows the same three lines:
-//   const Device d = detail::common_device(name, {&x, &out});
-//   if (d.is_cuda()) return cuda::op(...);
+// Adding a family means one more section below with the CPU header's signatures, bodies in
+// kernels/dispatch_<family>.cpp (or dispatch.cpp) that follow the same two lines:
+//   if (detail::common_device(name, {&x, &out}).is_cuda()) return cuda::op(...);
 //   cpu::op(...);
+// and the CUDA stubs in kernels/cuda/no_cuda_<family>.cpp.
 #pragma once
 
 #include <initializer_list>
