@@ -86,14 +86,8 @@ BatchNorm::BatchNorm(const std::string& type_name, const BatchNormOptions& o, in
 }
 
 int64_t BatchNorm::increment_batches_tracked() {
-  if (num_batches_tracked.device().is_cpu()) {
-    int64_t* count = num_batches_tracked.data_ptr<int64_t>();
-    *count += 1;
-    num_batches_tracked.bump_version();
-    return *count;
-  }
-  const int64_t count = num_batches_tracked.item<int64_t>() + 1;
-  num_batches_tracked.fill_(static_cast<double>(count));
+  const int64_t count = batches_tracked_.read(num_batches_tracked)[0] + 1;
+  batches_tracked_.write(num_batches_tracked, {count});
   return count;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "nn/buffer_mirror.h"
 #include "nn/module.h"
 
 namespace selfsup::nn {
@@ -112,11 +113,12 @@ class BatchNorm : public Module {
             int64_t max_dim);
 
  private:
-  // num_batches_tracked += 1; returns the new count. On a GPU the count is read and written
-  // through the host (one small synchronising copy per training forward).
+  // num_batches_tracked += 1; returns the new count. The count is kept on the host too, so
+  // a forward on a GPU does not wait to read it back (see nn/buffer_mirror.h).
   int64_t increment_batches_tracked();
 
   int64_t min_dim_, max_dim_;  // accepted input ranks
+  IntBufferMirror batches_tracked_;
 };
 
 // Over [N, C] or [N, C, L].

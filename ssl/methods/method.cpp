@@ -24,18 +24,6 @@ double cosine_momentum(double base, double progress) {
   return 1.0 - (1.0 - base) * (std::cos(M_PI * progress) + 1.0) / 2.0;
 }
 
-std::vector<int64_t> read_int_buffer(const Tensor& buffer) {
-  return buffer.to_vector<int64_t>();
-}
-
-void write_int_buffer(Tensor& buffer, const std::vector<int64_t>& values) {
-  SELFSUP_CHECK(buffer.dtype() == kInt64 && static_cast<int64_t>(values.size()) == buffer.numel(),
-                "write_int_buffer: ", values.size(), " values for an ", dtype_name(buffer.dtype()),
-                " buffer of shape ", shape_str(buffer.shape()));
-  const Tensor host = from_vector<int64_t>(values, buffer.shape());
-  raw::copy_(buffer, raw::to_device(host, buffer.device()));
-}
-
 void ema_update_module(nn::Module& target, const nn::Module& online, double momentum) {
   ema_update_(target.parameters(), online.parameters(), momentum);
 }

@@ -114,12 +114,6 @@ inline uint64_t epoch_rng_offset(int64_t epoch) {
   return static_cast<uint64_t>(epoch + 1) << 40;
 }
 
-// Small integer state (a ring buffer's write position, say) kept in a registered int64 buffer,
-// so checkpoints carry it, but read and written on the host: copied from and to the buffer's
-// device. write_int_buffer takes exactly buffer.numel() values.
-std::vector<int64_t> read_int_buffer(const Tensor& buffer);
-void write_int_buffer(Tensor& buffer, const std::vector<int64_t>& values);
-
 std::shared_ptr<Method> make_method(const std::string& name, const MethodOptions& options);
 std::vector<std::string> method_names();
 

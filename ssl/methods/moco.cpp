@@ -11,6 +11,7 @@
 // BatchNorm the paper needs across GPUs.
 #include "autograd/ops.h"
 #include "core/views.h"
+#include "nn/buffer_mirror.h"
 #include "ssl/losses/losses.h"
 #include "ssl/methods/method.h"
 
@@ -64,20 +65,22 @@ class MoCo : public Method {
 
  private:
   // Writes keys [n, D] into the ring buffer at queue_ptr, wrapping around: at most two block
-  // copies. The pointer lives in a buffer (checkpoints carry it) and is read on the host.
+  // copies. The pointer lives in a buffer (checkpoints carry it) with a copy on the host, so a
+  // GPU step does not wait to read it.
   void enqueue(const Tensor& keys) {
     NoGradGuard no_grad;
     const int64_t size = queue_.size(0), n = std::min(keys.size(0), size);
-    const int64_t ptr = read_int_buffer(queue_ptr_)[0];
+    const int64_t ptr = queue_ptr_mirror_.read(queue_ptr_)[0];
     const int64_t first = std::min(n, size - ptr);
     raw::narrow(queue_, 0, ptr, first).copy_(raw::narrow(keys, 0, 0, first));
     if (n > first)
       raw::narrow(queue_, 0, 0, n - first).copy_(raw::narrow(keys, 0, first, n - first));
-    write_int_buffer(queue_ptr_, {(ptr + n) % size});
+    queue_ptr_mirror_.write(queue_ptr_, {(ptr + n) % size});
   }
 
   std::shared_ptr<nn::Module> projector_, key_encoder_, key_projector_;
   Tensor queue_, queue_ptr_, last_keys_;
+  nn::IntBufferMirror queue_ptr_mirror_;
   double temperature_;
 };
 

@@ -35,6 +35,7 @@
 
 #include "autograd/ops.h"
 #include "core/views.h"
+#include "nn/buffer_mirror.h"
 #include "nn/layers.h"
 #include "ssl/losses/losses.h"
 #include "ssl/methods/method.h"
@@ -115,8 +116,8 @@ class SwAV : public Method {
     w.copy_(normalize(w, 1));
   }
 
-  bool queue_full() const {
-    return queue_.defined() && read_int_buffer(queue_state_)[1] == queue_.size(0);
+  bool queue_full() {
+    return queue_.defined() && queue_state_mirror_.read(queue_state_)[1] == queue_.size(0);
   }
 
   // The codes of one global view's scores [n, K]; with a full queue, the queued features'
@@ -134,18 +135,19 @@ class SwAV : public Method {
   void enqueue(const Tensor& z) {
     NoGradGuard no_grad;
     const int64_t size = queue_.size(0), m = std::min(z.size(0), size);
-    const std::vector<int64_t> state = read_int_buffer(queue_state_);  // on the host
+    const std::vector<int64_t> state = queue_state_mirror_.read(queue_state_);  // a copy
     const int64_t first = std::min(m, size - state[0]);
     const int64_t skip = z.size(0) - m;
     raw::narrow(queue_, 0, state[0], first).copy_(raw::narrow(z, 0, skip, first));
     if (m > first)
       raw::narrow(queue_, 0, 0, m - first).copy_(raw::narrow(z, 0, skip + first, m - first));
-    write_int_buffer(queue_state_, {(state[0] + m) % size, std::min(size, state[1] + m)});
+    queue_state_mirror_.write(queue_state_, {(state[0] + m) % size, std::min(size, state[1] + m)});
   }
 
   std::shared_ptr<nn::Module> projector_;
   std::shared_ptr<nn::Linear> prototypes_;
   Tensor queue_, queue_state_;  // [L, D] float32 ring buffer; {next row, rows filled}
+  nn::IntBufferMirror queue_state_mirror_;  // queue_state on the host
   double temperature_, epsilon_;
   int64_t iterations_, local_crops_;
   int64_t epoch_ = 0;
