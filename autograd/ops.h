@@ -96,6 +96,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets);
 // The Barlow Twins cross-correlation matrix of za, zb [N, D], each standardised over the batch.
 Tensor cross_correlation(const Tensor& za, const Tensor& zb, double eps = 1e-5);
+// The Barlow Twins loss on that matrix C as one op (0-d):
+//   sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2
+// On a GPU (float32) one fused kernel forward and one backward (kernels/cuda/xcorr.cu).
+Tensor cross_correlation_loss(const Tensor& za, const Tensor& zb, double lambda, double eps = 1e-5);
 Tensor mse_loss(const Tensor& a, const Tensor& b);
 
 // ---- indexing and joining ----

@@ -1,4 +1,6 @@
 // Matrix products, softmax and the fused losses, with their gradients.
+#include <memory>
+
 #include "autograd/op_utils.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/xcorr.h"
@@ -153,6 +155,24 @@ Tensor cross_correlation(const Tensor& za, const Tensor& zb, double eps) {
   return record(c, "cross_correlation", {za, zb}, [=](const Tensor& g) {
     Tensor ga = detail::empty_as({n, d}, g), gb = detail::empty_as({n, d}, g);
     cpu::cross_correlation_backward(g, za_hat, zb_hat, inv_a, inv_b, ga, gb);
+    return std::vector<Tensor>{ga, gb};
+  });
+}
+
+Tensor cross_correlation_loss(const Tensor& za, const Tensor& zb, double lambda, double eps) {
+  detail::check_same_device("cross_correlation_loss", {za, zb});
+  detail::check_same_dtype("cross_correlation_loss", za, zb);
+  SELFSUP_CHECK(za.dim() == 2 && za.shape() == zb.shape(), "cross_correlation_loss: shapes ",
+                shape_str(za.shape()), " and ", shape_str(zb.shape()), " must be equal and [N, D]");
+  // The GPU kernels read plain rows: a strided input is copied (through a differentiable op).
+  const Tensor a = za.is_contiguous() ? za : contiguous(za);
+  const Tensor b = zb.is_contiguous() ? zb : contiguous(zb);
+  Tensor loss = detail::empty_as({}, a);
+  auto saved = std::make_shared<dispatch::BarlowSaved>();
+  dispatch::barlow_twins_loss(a, b, eps, lambda, loss, *saved);
+  return record(loss, "cross_correlation_loss", {a, b}, [=](const Tensor& g) {
+    Tensor ga = detail::empty_as(a.shape(), g), gb = detail::empty_as(b.shape(), g);
+    dispatch::barlow_twins_loss_backward(g, a, b, *saved, lambda, ga, gb);
     return std::vector<Tensor>{ga, gb};
   });
 }

@@ -170,4 +170,25 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dPa
 void conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& w,
                      const Conv2dParams& p, Tensor& grad_x, Tensor& grad_w, Tensor& grad_b);
 
+// ============================================================================================
+// The Barlow Twins loss, fused (kernels/cpu/xcorr.h, kernels/cuda/xcorr.h); bodies in
+// dispatch_xcorr.cpp
+// ============================================================================================
+
+// What the loss's backward needs. Each backend fills its own fields: the CPU the standardised
+// views and inverse deviations of cpu::cross_correlation; the GPU C and the column statistics of
+// cuda::barlow_xcorr_forward (its backward recomputes zhat from them).
+struct BarlowSaved {
+  Tensor c, za_hat, zb_hat, mean_a, mean_b, inv_std_a, inv_std_b;
+};
+// loss (0-d) = sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2 for C = corr(za, zb) [D, D] of the
+// two views' embeddings [N, D], standardised per column with eps. Fills `saved`. On the GPU:
+// float32, contiguous (one fused kernel).
+void barlow_twins_loss(const Tensor& za, const Tensor& zb, double eps, double lambda, Tensor& loss,
+                       BarlowSaved& saved);
+// grad_za, grad_zb [N, D] = grad_loss (0-d) times d loss / d za, zb.
+void barlow_twins_loss_backward(const Tensor& grad_loss, const Tensor& za, const Tensor& zb,
+                                const BarlowSaved& saved, double lambda, Tensor& grad_za,
+                                Tensor& grad_zb);
+
 }  // namespace selfsup::dispatch

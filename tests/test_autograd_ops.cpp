@@ -117,6 +117,9 @@ std::vector<OpCase> op_table() {
       {"cross_correlation",
        {in({9, 4}), in({9, 4})},
        [](V x) { return cross_correlation(x[0], x[1]); }},
+      {"cross_correlation_loss",
+       {in({9, 4}), tr({9, 4})},
+       [](V x) { return cross_correlation_loss(x[0], x[1], 0.3); }},
       {"mse_loss", {in({3, 4}), in({3, 4})}, [](V x) { return mse_loss(x[0], x[1]); }},
       // indexing and joining
       {"index_select", {in({5, 3}), idx({7}, 5)}, [](V x) { return index_select(x[0], 0, x[1]); }},
@@ -305,6 +308,33 @@ TEST(CrossCorrelation, ComposedFormMatchesTheFusedKernel) {
   for (size_t i = 0; i < ga.size(); ++i) {
     EXPECT_NEAR(ca[i], ga[i], 1e-10) << "grad za " << i;
     EXPECT_NEAR(cb[i], gb[i], 1e-10) << "grad zb " << i;
+  }
+}
+
+// The fused Barlow Twins loss is the loss composed on the cross-correlation matrix: the same
+// value and the same gradients, in float64, for a loss scaled on its way back.
+TEST(CrossCorrelation, FusedLossMatchesTheLossComposedOnTheMatrix) {
+  Generator gen(6);
+  const int64_t d = 5;
+  const double lambda = 0.3;
+  Tensor za = randn({7, d}, kFloat64, &gen).requires_grad_();
+  Tensor zb = randn({7, d}, kFloat64, &gen).requires_grad_();
+  Tensor c = cross_correlation(za, zb);
+  Tensor eye_d = eye(d, TensorOptions(kFloat64));
+  Tensor on_diagonal = sum(square(1.0 - sum(mul(c, eye_d), {1})));
+  Tensor off_diagonal = sum(square(mul(c, 1.0 - eye_d)));
+  Tensor composed = add(on_diagonal, mul(off_diagonal, lambda));
+  Tensor fused = cross_correlation_loss(za, zb, lambda);
+  EXPECT_NEAR(fused.item<double>(), composed.item<double>(), 1e-12);
+  mul(composed, 2.5).backward();
+  const auto ca = za.grad().to_vector<double>(), cb = zb.grad().to_vector<double>();
+  za.set_grad(Tensor());
+  zb.set_grad(Tensor());
+  mul(fused, 2.5).backward();
+  const auto ga = za.grad().to_vector<double>(), gb = zb.grad().to_vector<double>();
+  for (size_t i = 0; i < ga.size(); ++i) {
+    EXPECT_NEAR(ga[i], ca[i], 1e-10) << "grad za " << i;
+    EXPECT_NEAR(gb[i], cb[i], 1e-10) << "grad zb " << i;
   }
 }
 

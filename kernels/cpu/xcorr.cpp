@@ -24,10 +24,13 @@
 
 #include "core/views.h"
 #include "kernels/cpu/eigen.h"
+#include "kernels/out_buffer.h"
 
 namespace selfsup::cpu {
 
 namespace {
+
+using kernels::OutBuffer;
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -105,22 +108,6 @@ void standardise_backward(T* g, const T* zhat, const T* inv_std, int64_t n, int6
 // Output handling and checks
 // ------------------------------------------------------------------------------------------
 
-// Where a kernel writes an output: the caller's tensor when it is contiguous, else a scratch
-// tensor that finish() copies into the caller's.
-struct OutBuffer {
-  Tensor& target;
-  Tensor buffer;
-  explicit OutBuffer(Tensor& t)
-      : target(t), buffer(t.is_contiguous() ? t : empty(t.shape(), t.dtype())) {}
-  template <typename T>
-  T* data() const {
-    return buffer.data_ptr<T>();
-  }
-  void finish() {
-    if (!buffer.shares_storage_with(target)) raw::copy_(target, buffer);
-  }
-};
-
 void check_tensor(const char* op, const char* name, const Tensor& t, const Shape& shape,
                   DType dtype) {
   SELFSUP_CHECK(t.defined(), op, ": ", name, " is undefined");
@@ -143,7 +130,7 @@ void cross_correlation_typed(const Tensor& za, const Tensor& zb, double eps, Ten
   MutMap<T> C(cc.data<T>(), d, d);
   C.noalias() = (A.transpose() * B) * static_cast<T>(1.0 / n);
   for (OutBuffer* o : {&ahat, &bhat, &ra, &rb, &cc})
-    o->finish();
+    o->commit();
 }
 
 template <typename T>
@@ -162,8 +149,52 @@ void cross_correlation_backward_typed(const Tensor& grad_c, const Tensor& za_hat
   GB.noalias() = (A * G) * inv_n;              // dL/dzbhat
   standardise_backward(ga.data<T>(), ah.data_ptr<T>(), ra.data_ptr<T>(), n, d);
   standardise_backward(gb.data<T>(), bh.data_ptr<T>(), rb.data_ptr<T>(), n, d);
-  ga.finish();
-  gb.finish();
+  ga.commit();
+  gb.commit();
+}
+
+template <typename T>
+void barlow_twins_loss_typed(const Tensor& c, double lambda, Tensor& loss) {
+  const Tensor cc = raw::contiguous(c);
+  const T* p = cc.data_ptr<T>();
+  const int64_t d = c.size(0);
+  double on_diagonal = 0, off_diagonal = 0;
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = p[i * d + j];
+      if (i == j)
+        on_diagonal += (1 - v) * (1 - v);
+      else
+        off_diagonal += v * v;
+    }
+  OutBuffer out(loss);
+  out.data<T>()[0] = static_cast<T>(on_diagonal + lambda * off_diagonal);
+  out.commit();
+}
+
+template <typename T>
+void barlow_twins_loss_grad_typed(const Tensor& c, double lambda, double scale, Tensor& grad_c) {
+  const Tensor cc = raw::contiguous(c);
+  const T* p = cc.data_ptr<T>();
+  const int64_t d = c.size(0);
+  OutBuffer out(grad_c);
+  T* g = out.data<T>();
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = p[i * d + j];
+      g[i * d + j] = static_cast<T>(i == j ? -2 * scale * (1 - v) : 2 * scale * lambda * v);
+    }
+  out.commit();
+}
+
+// Checks c [D, D] floating and its output's shape and dtype.
+void check_loss_args(const char* op, const Tensor& c, const Tensor& out, const Shape& out_shape) {
+  SELFSUP_CHECK(c.defined() && c.dim() == 2 && c.size(0) == c.size(1), op,
+                ": c must be a square [D, D] matrix, got ",
+                c.defined() ? shape_str(c.shape()) : std::string("an undefined tensor"));
+  SELFSUP_CHECK(is_floating(c.dtype()), op, ": expects float32 or float64, got ",
+                dtype_name(c.dtype()));
+  check_tensor(op, "out", out, out_shape, c.dtype());
 }
 
 }  // namespace
@@ -220,6 +251,23 @@ void cross_correlation_backward(const Tensor& grad_c, const Tensor& za_hat, cons
     if constexpr (std::is_floating_point_v<T>)
       cross_correlation_backward_typed<T>(grad_c, za_hat, zb_hat, inv_std_a, inv_std_b, grad_za,
                                           grad_zb);
+  });
+}
+
+void barlow_twins_loss(const Tensor& c, double lambda, Tensor& loss) {
+  check_loss_args("barlow_twins_loss", c, loss, {});
+  dispatch_dtype(c.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) barlow_twins_loss_typed<T>(c, lambda, loss);
+  });
+}
+
+void barlow_twins_loss_grad(const Tensor& c, double lambda, double scale, Tensor& grad_c) {
+  check_loss_args("barlow_twins_loss_grad", c, grad_c, c.shape());
+  dispatch_dtype(c.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>)
+      barlow_twins_loss_grad_typed<T>(c, lambda, scale, grad_c);
   });
 }
 

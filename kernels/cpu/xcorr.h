@@ -18,4 +18,11 @@ void cross_correlation_backward(const Tensor& grad_c, const Tensor& za_hat, cons
                                 const Tensor& inv_std_a, const Tensor& inv_std_b, Tensor& grad_za,
                                 Tensor& grad_zb);
 
+// The Barlow Twins loss of a cross-correlation matrix c [D, D] (any strides), summed in double
+// into loss (0-d, c's dtype):  sum_i (1 - c_ii)^2 + lambda sum_{i != j} c_ij^2.
+void barlow_twins_loss(const Tensor& c, double lambda, Tensor& loss);
+// scale times that loss's gradient into grad_c [D, D]: -2 (1 - c_ii) on the diagonal,
+// 2 lambda c_ij off it.
+void barlow_twins_loss_grad(const Tensor& c, double lambda, double scale, Tensor& grad_c);
+
 }  // namespace selfsup::cpu
