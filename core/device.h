@@ -2,6 +2,7 @@
 // allocator registry (core/storage.h) and filled in by the CUDA backend.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace selfsup {
