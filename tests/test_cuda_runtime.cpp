@@ -8,6 +8,7 @@
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/runtime.h"
 #include "tests/cuda_test_util.h"
+#include "tests/tensor_test_util.h"
 
 using namespace selfsup;
 
@@ -31,6 +32,34 @@ TEST(CudaRuntime, SteadyStateReusesCachedBlocks) {
   }
   EXPECT_EQ(cuda::allocator_stats().device_allocs, mallocs);
   EXPECT_GE(cuda::allocator_stats().bytes_cached, 4000000u);
+}
+
+// Memory cached at one size must not make an allocation of another size fail: when cudaMalloc
+// refuses, the allocator gives its cache back and tries again. Two blocks of 60% of the device
+// (different rounded sizes) fit one after the other only that way.
+TEST(CudaRuntime, AFailedAllocationReleasesTheCacheAndRetries) {
+  SELFSUP_REQUIRE_GPU();
+  cuda::empty_cache();
+  const size_t total = cuda::query_devices().gpus.at(0).total_memory;
+  const int64_t floats = static_cast<int64_t>(total / 4 * 6 / 10);
+  { Tensor first = empty({floats}, Device::cuda()); }
+  ASSERT_GE(cuda::allocator_stats().bytes_cached, static_cast<size_t>(floats) * 4);
+  Tensor second = empty({floats + (8 << 20)}, Device::cuda());  // 32 MiB more: another bin
+  EXPECT_EQ(cuda::allocator_stats().bytes_cached, 0u);
+  second = Tensor();
+  cuda::empty_cache();
+}
+
+// A failed CUDA call (here an allocation far beyond the device) is an Error naming the call,
+// and it must not linger: the next kernel launch checks its own launch, not the old failure.
+TEST(CudaRuntime, AFailedCallDoesNotPoisonTheNextLaunch) {
+  SELFSUP_REQUIRE_GPU();
+  cuda::empty_cache();
+  EXPECT_NE(test::error_of([] { empty({int64_t{1} << 42}, Device::cuda()); }).find("cudaMalloc"),
+            std::string::npos);
+  Tensor t = zeros({1000}, Device::cuda());  // a fill kernel, launch-checked
+  t.fill_(2.0);
+  EXPECT_EQ(raw::to_device(t, kCPU).to_vector<float>(), std::vector<float>(1000, 2.0f));
 }
 
 // full / zeros / ones on the device fill in place (raw::set_device_fill), every dtype, with no

@@ -227,24 +227,28 @@ TEST(KernelsDispatch, MatmulOnCudaMatchesCpuForEveryOperandLayout) {
   std::mt19937_64 rng(7);
   const int64_t M = 37, K = 19, N = 23;
   // A random base tensor and the view of it to multiply: 0 plain, 1 transposed, 2 every other
-  // column (neither rows nor columns contiguous, so dispatch must copy it).
+  // column (neither rows nor columns contiguous, so dispatch must copy it), 3 one row expanded
+  // to all rows (row stride 0: the rows overlap, so dispatch must copy it too).
   struct Operand {
     Tensor base;
     int layout;
+    int64_t rows;
     Tensor view_of(const Tensor& t) const {
       if (layout == 1) return raw::transpose(t, 0, 1);
       if (layout == 2) return raw::slice(t, 1, 0, t.size(1), 2);
+      if (layout == 3) return raw::expand(t, {rows, t.size(1)});
       return t;
     }
   };
   auto operand = [&](int64_t rows, int64_t cols, int layout) {
     const Shape base_shape = layout == 0   ? Shape{rows, cols}
                              : layout == 1 ? Shape{cols, rows}
-                                           : Shape{rows, 2 * cols};
-    return Operand{random_tensor(base_shape, kFloat32, rng), layout};
+                             : layout == 2 ? Shape{rows, 2 * cols}
+                                           : Shape{1, cols};
+    return Operand{random_tensor(base_shape, kFloat32, rng), layout, rows};
   };
-  for (int la = 0; la < 3; ++la)
-    for (int lb = 0; lb < 3; ++lb) {
+  for (int la = 0; la < 4; ++la)
+    for (int lb = 0; lb < 4; ++lb) {
       const Operand a = operand(M, K, la), b = operand(K, N, lb);
       Tensor want = poisoned({M, N}, kFloat32);
       cpu::matmul(a.view_of(a.base), b.view_of(b.base), want);

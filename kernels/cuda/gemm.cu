@@ -487,8 +487,10 @@ MatrixDesc describe(const char* name, const Tensor& t) {
   d.cols = t.size(-1);
   SELFSUP_CHECK(t.stride(-1) == 1 || d.cols <= 1, "gemm: ", name, " ", shape_str(t.shape()),
                 " needs a contiguous last dimension, got strides ", shape_str(t.strides()));
-  d.ld = std::max<int64_t>(d.rows > 1 ? t.stride(-2) : d.cols, 1);
-  SELFSUP_CHECK(d.ld >= d.cols, "gemm: ", name, " ", shape_str(t.shape()),
+  // One row, or rows of no columns: any ld >= 1 reads the same. Otherwise the rows must not
+  // overlap: an expanded operand (row stride 0) is refused, not read as if packed.
+  d.ld = d.rows > 1 && d.cols > 0 ? t.stride(-2) : std::max<int64_t>(d.cols, 1);
+  SELFSUP_CHECK(d.ld >= std::max<int64_t>(d.cols, 1), "gemm: ", name, " ", shape_str(t.shape()),
                 " has rows that overlap (strides ", shape_str(t.strides()), ")");
   d.batch_stride = d.batch > 1 ? t.stride(0) : 0;
   const int64_t limit = INT32_MAX;
@@ -644,8 +646,10 @@ void gemm(GemmLayout layout, const Tensor& a, const Tensor& b, Tensor& c, float 
 
   if (version == kGemmCublas || version == kGemmCublasTf32) {
     SELFSUP_CHECK(batch <= INT32_MAX, "gemm: batch ", batch, " is too large for cuBLAS");
-    run_cublas(g, batch, version == kGemmCublasTf32);
-    return;
+    // cuBLAS has been known to return without scaling C when k == 0 (PyTorch special-cases
+    // it too); then C = beta C comes from our simplest kernel instead.
+    if (k > 0) return run_cublas(g, batch, version == kGemmCublasTf32);
+    version = 1;  // the naive kernel
   }
   // gridDim.z is at most 65535: larger batches go in chunks, each a launch from its own base.
   constexpr int64_t kMaxGridZ = 65535;

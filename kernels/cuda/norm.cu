@@ -724,27 +724,30 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t normal
     p.out = dx.data<T>();
     p.R = g.M;
     p.D = g.D;
-    if (p.out) launch_layer_norm_rows<T, BackwardRows>(op, p);
-    if (!grad_w.defined() && !grad_b.defined()) return;
-    // dw, db: column sums over the R rows, split over blocks when there are few columns.
-    const int64_t col_blocks = ceil_div(g.D, kColumnLanes);
-    const int64_t splits = std::clamp<int64_t>(
-        ceil_div(target_blocks(), col_blocks), 1,
-        std::min<int64_t>(65535, std::max<int64_t>(1, g.M / (4 * kColumnRows))));
-    const Shape bytes{g.D * splits * static_cast<int64_t>(sizeof(Sum2))};
-    const TensorOptions opts = TensorOptions(kUInt8).device(x.device());
-    Tensor partial = g.M > 0 ? empty(bytes, opts) : zeros(bytes, opts);  // no rows: sums of 0
-    Sum2* part = static_cast<Sum2*>(partial.raw_data_ptr());
-    if (g.M > 0) {
-      const LayerNormWbTerm<T> term{p.x, p.g, p.mean, p.rstd, g.D};
-      const dim3 grid(grid_size(op, col_blocks), static_cast<unsigned>(splits));
-      column_sums<LayerNormWbTerm<T>>
-          <<<grid, dim3(kColumnLanes, kColumnRows)>>>(term, g.M, g.D, part);
+    // dw and db first: they re-read grad_out, which dx may overwrite when the caller hands the
+    // same memory for both (the CPU kernel allows it).
+    if (grad_w.defined() || grad_b.defined()) {
+      // dw, db: column sums over the R rows, split over blocks when there are few columns.
+      const int64_t col_blocks = ceil_div(g.D, kColumnLanes);
+      const int64_t splits = std::clamp<int64_t>(
+          ceil_div(target_blocks(), col_blocks), 1,
+          std::min<int64_t>(65535, std::max<int64_t>(1, g.M / (4 * kColumnRows))));
+      const Shape bytes{g.D * splits * static_cast<int64_t>(sizeof(Sum2))};
+      const TensorOptions opts = TensorOptions(kUInt8).device(x.device());
+      Tensor partial = g.M > 0 ? empty(bytes, opts) : zeros(bytes, opts);  // no rows: sums of 0
+      Sum2* part = static_cast<Sum2*>(partial.raw_data_ptr());
+      if (g.M > 0) {
+        const LayerNormWbTerm<T> term{p.x, p.g, p.mean, p.rstd, g.D};
+        const dim3 grid(grid_size(op, col_blocks), static_cast<unsigned>(splits));
+        column_sums<LayerNormWbTerm<T>>
+            <<<grid, dim3(kColumnLanes, kColumnRows)>>>(term, g.M, g.D, part);
+        check_launch(op);
+      }
+      layer_norm_wb_finalize<T><<<grid_size(op, ceil_div(g.D, kThreads)), kThreads>>>(
+          part, static_cast<int>(splits), g.D, dw.data<T>(), db.data<T>());
       check_launch(op);
     }
-    layer_norm_wb_finalize<T><<<grid_size(op, ceil_div(g.D, kThreads)), kThreads>>>(
-        part, static_cast<int>(splits), g.D, dw.data<T>(), db.data<T>());
-    check_launch(op);
+    if (p.out) launch_layer_norm_rows<T, BackwardRows>(op, p);
   });
   dx.commit();
   dw.commit();

@@ -22,6 +22,9 @@ namespace selfsup::cuda {
 
 void check(int status, const char* what) {
   if (status == cudaSuccess) return;
+  // A failed call also sets the runtime's last error; clear it, or the next launch check would
+  // report this failure (say an out-of-memory the caller caught) under its own name.
+  cudaGetLastError();
   throw Error(std::string("CUDA error in ") + what + ": " +
               cudaGetErrorString(static_cast<cudaError_t>(status)));
 }
@@ -62,7 +65,7 @@ class CachingAllocator : public Allocator {
       it->second.pop_back();
       stats_.bytes_cached -= size;
     } else {
-      p = raw_alloc_(size);
+      p = raw_alloc_or_release_cache(size);
       ++stats_.raw_allocs;
     }
     stats_.bytes_in_use += size;
@@ -77,13 +80,30 @@ class CachingAllocator : public Allocator {
   // Returns every cached block to the driver.
   void empty() {
     std::lock_guard<std::mutex> lock(mu_);
+    release_cached();
+  }
+
+ private:
+  // Blocks are reused only at their own rounded size, so memory cached at other sizes (a last
+  // partial batch, an evaluation pass) can fill the device: when the driver refuses, give the
+  // cache back and try once more before reporting the failure. Called with mu_ held.
+  void* raw_alloc_or_release_cache(size_t size) {
+    try {
+      return raw_alloc_(size);
+    } catch (const Error&) {
+      if (stats_.bytes_cached == 0) throw;
+      release_cached();
+      return raw_alloc_(size);
+    }
+  }
+
+  void release_cached() {
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) raw_free_(p);
     free_.clear();
     stats_.bytes_cached = 0;
   }
 
- private:
   void give_back(void* p, size_t size) {
     std::lock_guard<std::mutex> lock(mu_);
     free_[size].push_back(p);
