@@ -55,6 +55,21 @@ Tensor Tensor::matmul(const Tensor& o) const { return selfsup::matmul(*this, o);
 
 // ---- in place ----
 
+namespace {
+
+// What an in-place op on `self` reads for `other`: other itself, unless it shares memory with
+// self without being the very same view (x.add_(x.t()), x.mul_(x[0])). Then the kernel would
+// read elements it has already overwritten, in an order that differs between the CPU and the
+// GPU, so it reads a copy instead.
+Tensor readable_operand(const Tensor& self, const Tensor& other) {
+  if (!other.shares_storage_with(self)) return other;
+  const bool same_view = other.offset() == self.offset() && other.shape() == self.shape() &&
+                         other.strides() == self.strides();
+  return same_view ? other : raw::clone(other);
+}
+
+}  // namespace
+
 Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::fill_(double value) {
@@ -73,7 +88,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace_allowed(*this, "add_");
   detail::check_same_dtype("add_", *this, other);
-  dispatch::axpby(1.0, *this, alpha, other, *this);
+  dispatch::axpby(1.0, *this, alpha, readable_operand(*this, other), *this);
   bump_version();
   return *this;
 }
@@ -88,7 +103,7 @@ Tensor& Tensor::mul_(double factor) {
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace_allowed(*this, "mul_");
   detail::check_same_dtype("mul_", *this, other);
-  dispatch::binary(cpu::BinaryOp::Mul, *this, other, *this);
+  dispatch::binary(cpu::BinaryOp::Mul, *this, readable_operand(*this, other), *this);
   bump_version();
   return *this;
 }

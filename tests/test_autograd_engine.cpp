@@ -97,6 +97,25 @@ TEST(Autograd, InPlaceOnATensorThatRequiresGradIsRefused) {
   EXPECT_EQ(vec(x), (std::vector<double>{2, 4}));
 }
 
+// An in-place op whose operand overlaps the tensor it writes (a transposed view of it, one of
+// its rows broadcast) reads the operand as it was before the op, as the out-of-place op does.
+TEST(Autograd, InPlaceWithAnOverlappingOperandReadsItBeforeTheWrite) {
+  const Tensor base = from_vector<double>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3});
+  Tensor x = raw::clone(base);
+  const Tensor want_sum = add(base, raw::transpose(base, 0, 1));
+  x.add_(raw::transpose(x, 0, 1));
+  EXPECT_EQ(vec(x), vec(want_sum));
+
+  Tensor y = raw::clone(base);
+  const Tensor want_product = mul(base, raw::narrow(base, 0, 1, 1));
+  y.mul_(raw::narrow(y, 0, 1, 1));  // row 1 broadcast over all rows, row 1 itself included
+  EXPECT_EQ(vec(y), vec(want_product));
+
+  Tensor z = raw::clone(base);
+  z.add_(z, 2.0);  // the very same view: read in place, each element before its own write
+  EXPECT_EQ(vec(z), vec(mul(base, 3.0)));
+}
+
 TEST(Autograd, NonScalarBackwardNeedsAGradient) {
   Tensor x = leaf({1, 2, 3}, {3});
   Tensor y = x * 2.0;
