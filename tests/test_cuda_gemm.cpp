@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "core/random.h"
 #include "core/tensor.h"
@@ -153,6 +154,10 @@ TEST_P(CudaGemm, AwkwardSizesInEveryLayout) {
     check_case(GetParam(), {layout, 1, 129, 257, 65}, ++seed);
     check_case(GetParam(), {layout, 1, 128, 128, 128}, ++seed);  // whole tiles, float4 path
     check_case(GetParam(), {layout, 2, 3, 130, 5}, ++seed);      // thin: every tail at once
+    // Leading dimensions that are multiples of 4 (16-byte loads allowed) with partial tiles:
+    // the edge tests that pick one float4 load or four scalar ones, each way round.
+    check_case(GetParam(), {layout, 2, 100, 132, 36}, ++seed);
+    check_case(GetParam(), {layout, 1, 132, 68, 20}, ++seed);
   }
 }
 
@@ -177,19 +182,32 @@ TEST_P(CudaGemm, EmptyDepthScalesC) {
 TEST_P(CudaGemm, NarrowedMisalignedOperand) {
   SELFSUP_REQUIRE_GPU();
   Generator gen(400);
-  const Tensor wide = randn({50, 37}, kFloat32, &gen);
-  const Tensor b = randn({33, 21}, kFloat32, &gen);
-  const Tensor a = raw::narrow(wide, 1, 1, 33);  // [50, 33], row stride 37, offset 1
-  Tensor want = empty({50, 21}, kFloat32);
-  cpu::matmul(a, b, want);
-  const Tensor a_dev = raw::narrow(raw::to_device(wide, Device::cuda()), 1, 1, 33);
-  Tensor c_dev = raw::to_device(full({50, 21}, NAN), Device::cuda());
-  cuda::gemm(GemmLayout::NN, a_dev, raw::to_device(b, Device::cuda()), c_dev, 1.f, 0.f, GetParam());
-  const auto got = raw::to_device(c_dev, kCPU).to_vector<float>();
-  const auto ref = want.to_vector<float>();
-  const double tol = is_tf32(GetParam()) ? 5e-2 : 1e-4;
-  for (size_t i = 0; i < ref.size(); ++i)
-    ASSERT_NEAR(got[i], ref[i], tol * (1 + std::abs(ref[i]))) << "element " << i;
+  // {stored columns, first column}: rows 37 floats apart from column 1 (misaligned: the scalar
+  // path), then 40 apart from column 0 (aligned, 16-byte loads, with a depth tail of 33).
+  const std::pair<int64_t, int64_t> layouts[] = {{37, 1}, {40, 0}};
+  for (const auto& [cols, first] : layouts) {
+    SCOPED_TRACE("row stride " + std::to_string(cols) + ", offset " + std::to_string(first));
+    const Tensor wide = randn({50, cols}, kFloat32, &gen);
+    const Tensor b = randn({33, 21}, kFloat32, &gen);
+    const Tensor a = raw::narrow(wide, 1, first, 33);  // [50, 33]
+    Tensor want = empty({50, 21}, kFloat32);
+    cpu::matmul(a, b, want);
+    const Tensor a_dev = raw::narrow(raw::to_device(wide, Device::cuda()), 1, first, 33);
+    Tensor c_dev = raw::to_device(full({50, 21}, NAN), Device::cuda());
+    cuda::gemm(GemmLayout::NN, a_dev, raw::to_device(b, Device::cuda()), c_dev, 1.f, 0.f,
+               GetParam());
+    const auto got = raw::to_device(c_dev, kCPU).to_vector<float>();
+    const auto ref = want.to_vector<float>();
+    const double tol = is_tf32(GetParam()) ? 5e-2 : 1e-4;
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_NEAR(got[i], ref[i], tol * (1 + std::abs(ref[i]))) << "element " << i;
+  }
+}
+
+// More products than gridDim.z allows (65535): gemm launches them in chunks.
+TEST_P(CudaGemm, BatchesBeyondTheGridLimit) {
+  SELFSUP_REQUIRE_GPU();
+  check_case(GetParam(), {GemmLayout::NN, 65537, 2, 3, 5}, 500);
 }
 
 TEST(CudaGemmDevice, ShapeMismatchNamesBothShapes) {
