@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/shape.h"
 #include "core/tensor.h"
+#include "kernels/writable.h"
 
 namespace selfsup::index_plan {
 
@@ -89,6 +90,7 @@ inline int64_t check_index_select(const char* op, const Tensor& x, int64_t dim, 
   SELFSUP_CHECK(out.shape() == expected, op, ": out has shape ", shape_str(out.shape()),
                 ", expected ", shape_str(expected));
   check_same_dtype(op, out, "out", x, "x");
+  kernels::check_not_expanded(op, "out", out);
   return dim;
 }
 
@@ -104,6 +106,7 @@ inline int64_t check_index_add(const char* op, const Tensor& out, int64_t dim, c
                 ", expected ", shape_str(expected), " for out ", shape_str(out.shape()), " and ", n,
                 " indices");
   check_same_dtype(op, src, "src", out, "out");
+  kernels::check_not_expanded(op, "out", out);
   return dim;
 }
 
@@ -124,13 +127,17 @@ inline int64_t check_elementwise_indexing(const char* op, const Tensor& data, co
 // out = x gathered along dim at index; out has index's shape.
 inline int64_t check_gather(const char* op, const Tensor& x, int64_t dim, const Tensor& index,
                             const Tensor& out, DeviceCheck on_device) {
-  return check_elementwise_indexing(op, x, "x", dim, index, out, "out", on_device);
+  dim = check_elementwise_indexing(op, x, "x", dim, index, out, "out", on_device);
+  kernels::check_not_expanded(op, "out", out);
+  return dim;
 }
 
 // out += src scattered along dim at index; src has index's shape.
 inline int64_t check_scatter_add(const char* op, const Tensor& out, int64_t dim,
                                  const Tensor& index, const Tensor& src, DeviceCheck on_device) {
-  return check_elementwise_indexing(op, out, "out", dim, index, src, "src", on_device);
+  dim = check_elementwise_indexing(op, out, "out", dim, index, src, "src", on_device);
+  kernels::check_not_expanded(op, "out", out);
+  return dim;
 }
 
 // out = [xs[0] | xs[1] | ...] along dim: every input matches out outside dim, and their sizes
@@ -155,6 +162,7 @@ inline int64_t check_cat(const std::vector<Tensor>& xs, int64_t dim, const Tenso
   }
   SELFSUP_CHECK(joined == out.size(dim), op, ": the inputs add up to ", joined, " along dim ", dim,
                 " but out ", shape_str(out.shape()), " has ", out.size(dim));
+  kernels::check_not_expanded(op, "out", out);
   return dim;
 }
 

@@ -297,6 +297,34 @@ TEST(Index, OutOfRangeIndicesNameOpValueAndSize) {
   EXPECT_EQ(acc.to_vector<double>(), std::vector<double>(20, 1.0));
 }
 
+// An expanded output (stride 0 along a dim longer than 1) would take several results in one
+// place: every indexing op refuses it, naming the dim.
+TEST(Index, ExpandedOutputsAreRefused) {
+  const Tensor x = ones({4, 5});
+  Tensor rows = raw::expand(zeros({1, 5}), {4, 5});  // 4 rows, one memory row
+  const std::string stride0 = "out of shape [4, 5] has stride 0 along dim 0";
+  EXPECT_NE(error_of([&] {
+              cpu::index_select(x, 0, from_vector<int64_t>({0, 1, 2, 3}, {4}), rows);
+            }).find("index_select: " + stride0),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              cpu::gather(x, 1, zeros({4, 5}, kInt64), rows);
+            }).find("gather: " + stride0),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              cpu::scatter_add_(rows, 1, zeros({4, 5}, kInt64), x);
+            }).find("scatter_add_: " + stride0),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              cpu::index_add_(rows, 1, zeros({5}, kInt64), x);
+            }).find("index_add_: " + stride0),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              cpu::cat({ones({2, 5}), ones({2, 5})}, 0, rows);
+            }).find("cat: " + stride0),
+            std::string::npos);
+}
+
 TEST(Index, ShapeAndDtypeErrors) {
   Tensor x = zeros({4, 5});
   Tensor out = zeros({4, 3});

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/shape.h"
 #include "core/tensor.h"
+#include "kernels/writable.h"
 
 namespace selfsup::cpu::detail {
 
@@ -55,10 +56,7 @@ inline void check_cpu(const char* op, const Tensor& t) {
 // tensor (stride 0 along a dim of size > 1) would make the result depend on the loop order.
 inline void check_writable(const char* op, const Tensor& out) {
   check_cpu(op, out);
-  for (int64_t d = 0; d < out.dim(); ++d)
-    SELFSUP_CHECK(out.stride(d) != 0 || out.size(d) <= 1, op, ": out of shape ",
-                  shape_str(out.shape()), " has stride 0 along dim ", d,
-                  " (an expanded tensor cannot be written)");
+  kernels::check_not_expanded(op, "out", out);
 }
 
 // ---- the loop nest ----

@@ -34,6 +34,7 @@
 #include "kernels/cuda/copy.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/strided.cuh"
+#include "kernels/writable.h"
 
 namespace selfsup::cuda {
 
@@ -82,10 +83,7 @@ void check_copy(const Tensor& dst, const Tensor& src) {
   SELFSUP_CHECK(broadcast_shapes(dst.shape(), src.shape(), "copy_") == dst.shape(),
                 "copy_: source of shape ", shape_str(src.shape()),
                 " cannot be broadcast to destination shape ", shape_str(dst.shape()));
-  for (int64_t d = 0; d < dst.dim(); ++d)
-    SELFSUP_CHECK(dst.stride(d) != 0 || dst.size(d) <= 1, "copy_ (cuda): destination of shape ",
-                  shape_str(dst.shape()), " has stride 0 along dim ", d,
-                  " (an expanded tensor cannot be written)");
+  kernels::check_not_expanded("copy_ (cuda)", "destination", dst);
 }
 
 template <typename D, typename S>

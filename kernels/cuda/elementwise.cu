@@ -40,6 +40,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/strided.cuh"
+#include "kernels/writable.h"
 
 namespace selfsup::cuda {
 
@@ -386,10 +387,7 @@ void check_on_cuda(const char* op, const Tensor& t, const Tensor& out) {
 void check_writable(const char* op, const Tensor& out) {
   SELFSUP_CHECK(out.device().is_cuda(), op, " (cuda): out is on ", out.device().str(),
                 ", not a CUDA device");
-  for (int64_t d = 0; d < out.dim(); ++d)
-    SELFSUP_CHECK(out.stride(d) != 0 || out.size(d) <= 1, op, ": out of shape ",
-                  shape_str(out.shape()), " has stride 0 along dim ", d,
-                  " (an expanded tensor cannot be written)");
+  kernels::check_not_expanded(op, "out", out);
 }
 
 void check_floating(const char* op, const Tensor& t) {

@@ -57,6 +57,7 @@
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/reduce_plan.h"
+#include "kernels/writable.h"
 
 namespace selfsup::cuda {
 
@@ -538,10 +539,7 @@ void check_out(const char* op, const Tensor& out, const Shape& shape, DType dtyp
   check_on_gpu(op, "out", out);
   SELFSUP_CHECK(out.device() == x.device(), op, ": out is on ", out.device().str(),
                 " but the input is on ", x.device().str());
-  for (int64_t d = 0; d < out.dim(); ++d)
-    SELFSUP_CHECK(out.stride(d) != 0 || out.size(d) <= 1, op, ": out of shape ",
-                  shape_str(out.shape()), " has stride 0 along dim ", d,
-                  " (an expanded tensor cannot be written)");
+  kernels::check_not_expanded(op, "out", out);
   reduce_plan::check_result(op, out, shape, dtype, x);
 }
 
