@@ -2,10 +2,9 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <map>
 #include <mutex>
-#include <vector>
 
+#include "core/block_cache.h"
 #include "core/error.h"
 
 namespace selfsup {
@@ -37,9 +36,9 @@ class CpuAllocator : public Allocator {
     }
     const size_t size = round_size(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
-    void* p = take_cached(size);
+    void* p = cache_.take(size);
     if (!p) {
-      if (stats_.bytes_cached > kCacheCap) release_cached();
+      if (cache_.bytes_cached() > kCacheCap) release_cached();
       p = std::aligned_alloc(64, size);
       SELFSUP_CHECK(p, "cpu allocator: out of memory allocating ", nbytes, " bytes");
       ++stats_.system_allocs;
@@ -50,7 +49,9 @@ class CpuAllocator : public Allocator {
 
   CpuAllocatorStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
+    CpuAllocatorStats s = stats_;
+    s.bytes_cached = cache_.bytes_cached();
+    return s;
   }
 
   void empty() {
@@ -66,33 +67,19 @@ class CpuAllocator : public Allocator {
     return (n + unit - 1) / unit * unit;
   }
 
-  void* take_cached(size_t size) {  // mu_ held
-    auto it = free_.find(size);
-    if (it == free_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
-    it->second.pop_back();
-    stats_.bytes_cached -= size;
-    return p;
-  }
-
   void give_back(void* p, size_t size) {
     std::lock_guard<std::mutex> lock(mu_);
-    free_[size].push_back(p);
+    cache_.put(p, size);
     stats_.bytes_in_use -= size;
-    stats_.bytes_cached += size;
   }
 
   void release_cached() {  // mu_ held
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks)
-        std::free(p);
-    free_.clear();
-    stats_.bytes_cached = 0;
+    cache_.release([](void* p) { std::free(p); });
   }
 
   std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;
-  CpuAllocatorStats stats_;
+  BlockCache cache_;
+  CpuAllocatorStats stats_;  // bytes_cached is read from cache_
 };
 
 // Never destroyed: tensors in static storage may outlive every other static.

@@ -7,10 +7,9 @@
 // 2 MiB above, so similar requests share bins.
 #include <cuda_runtime.h>
 
-#include <map>
 #include <mutex>
-#include <vector>
 
+#include "core/block_cache.h"
 #include "core/error.h"
 #include "core/storage.h"
 #include "core/views.h"
@@ -58,13 +57,8 @@ class CachingAllocator : public Allocator {
   DataPtr allocate(size_t nbytes) override {
     const size_t size = round_size(nbytes ? nbytes : 1);
     std::lock_guard<std::mutex> lock(mu_);
-    void* p = nullptr;
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      stats_.bytes_cached -= size;
-    } else {
+    void* p = cache_.take(size);
+    if (!p) {
       p = raw_alloc_or_release_cache(size);
       ++stats_.raw_allocs;
     }
@@ -74,7 +68,9 @@ class CachingAllocator : public Allocator {
 
   Stats stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
+    Stats s = stats_;
+    s.bytes_cached = cache_.bytes_cached();
+    return s;
   }
 
   // Returns every cached block to the driver.
@@ -91,31 +87,25 @@ class CachingAllocator : public Allocator {
     try {
       return raw_alloc_(size);
     } catch (const Error&) {
-      if (stats_.bytes_cached == 0) throw;
+      if (cache_.bytes_cached() == 0) throw;
       release_cached();
       return raw_alloc_(size);
     }
   }
 
-  void release_cached() {
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks) raw_free_(p);
-    free_.clear();
-    stats_.bytes_cached = 0;
-  }
+  void release_cached() { cache_.release(raw_free_); }
 
   void give_back(void* p, size_t size) {
     std::lock_guard<std::mutex> lock(mu_);
-    free_[size].push_back(p);
+    cache_.put(p, size);
     stats_.bytes_in_use -= size;
-    stats_.bytes_cached += size;
   }
 
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;
-  Stats stats_;
+  BlockCache cache_;
+  Stats stats_;  // bytes_cached is read from cache_
 };
 
 void* device_malloc(size_t size) {
