@@ -79,6 +79,9 @@ std::vector<Tensor> trainable(const nn::Module& m) {
   return out;
 }
 
+// Batches whose projections feed an epoch's collapse statistics: the epoch's last ones.
+constexpr int64_t kCollapseBatches = 8;
+
 // Everything one epoch reports.
 struct EpochStats {
   double loss = 0;
@@ -87,7 +90,7 @@ struct EpochStats {
   double seconds = 0;
   double data_wait_seconds = 0;           // time the step loop spent blocked on the loader
   std::map<std::string, double> metrics;  // summed, divided by steps when written
-  std::vector<Tensor> embeddings;         // a few batches' projections, for collapse stats
+  std::vector<Tensor> embeddings;         // the last batches' projections, for collapse stats
 };
 
 void write_json_line(const std::string& path, const nlohmann::json& j) {
@@ -194,7 +197,8 @@ class Trainer {
       optimizer_->step();
       ++step_;
       method_->after_optimizer_step(static_cast<double>(step_) / schedule_.total_steps);
-      accumulate(s, out, batch->size() * method_->num_views());
+      const bool near_end = batch->index >= loader_->batches_per_epoch() - kCollapseBatches;
+      accumulate(s, out, batch->size() * method_->num_views(), near_end);
       s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       bar.update(s.steps, s.loss / s.steps, s.views / s.seconds, optimizer_->lr());
     }
@@ -211,7 +215,10 @@ class Trainer {
     return batch;
   }
 
-  void accumulate(EpochStats& s, const StepOutput& out, int64_t views) {
+  // keep_embedding: the step is one of the epoch's last kCollapseBatches, whose projections
+  // give the collapse statistics of the network as the epoch leaves it (the first batches would
+  // describe the network the epoch started from: for epoch 1, an untrained one).
+  void accumulate(EpochStats& s, const StepOutput& out, int64_t views, bool keep_embedding) {
     double loss = out.loss.item();
     SELFSUP_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at step ", step_,
                   " (try a lower --lr)");
@@ -219,7 +226,7 @@ class Trainer {
     s.steps += 1;
     s.views += views;
     for (const auto& [k, v] : out.metrics) s.metrics[k] += v;
-    if (out.embedding.defined() && s.embeddings.size() < 8)
+    if (out.embedding.defined() && keep_embedding)
       s.embeddings.push_back(raw::to_device(raw::contiguous(out.embedding), kCPU));
   }
 
