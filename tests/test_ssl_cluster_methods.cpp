@@ -271,6 +271,22 @@ TEST(Swav, PrototypesAreFrozenDuringTheFirstEpoch) {
   EXPECT_TRUE(param(*m, "prototypes.weight").grad().defined());
 }
 
+TEST(Swav, FreezePrototypesSetsHowManyEpochsTheyWait) {
+  auto learns_in = [](int64_t freeze, int64_t epoch) {
+    ssl::MethodOptions o = small_options();
+    o.freeze_prototypes = freeze;
+    auto m = ssl::make_method("swav", o);
+    m->before_epoch(epoch_ctx(epoch));
+    m->step(views(8, 0, 3)).loss.backward();
+    return param(*m, "prototypes.weight").grad().defined();
+  };
+  EXPECT_TRUE(learns_in(0, 0));
+  EXPECT_FALSE(learns_in(3, 2));
+  EXPECT_TRUE(learns_in(3, 3));
+  EXPECT_FALSE(learns_in(-1, 0));  // -1: the default, one epoch
+  EXPECT_TRUE(learns_in(-1, 1));
+}
+
 TEST(Swav, QueueFillsAfterTheFirstEpochAndThenJoinsTheCodes) {
   // Two identical methods, one with a queue of 24 rows: each step enqueues 2 x 8 global rows.
   ssl::MethodOptions o = small_options();
@@ -306,6 +322,19 @@ TEST(Swav, QueueFillsAfterTheFirstEpochAndThenJoinsTheCodes) {
     EXPECT_NEAR(row_norm(r), 1.0, 1e-5);
 }
 
+TEST(Swav, OptionsSurviveTheRunConfigurationJson) {
+  ssl::TrainConfig c;
+  c.method_options.prototypes = 300;
+  c.method_options.sinkhorn_eps = 0.03;
+  c.method_options.swav_queue = 512;
+  c.method_options.freeze_prototypes = 4;
+  ssl::MethodOptions m = ssl::TrainConfig::from_json(c.to_json()).method_options;
+  EXPECT_EQ(m.prototypes, 300);
+  EXPECT_EQ(m.sinkhorn_eps, 0.03);
+  EXPECT_EQ(m.swav_queue, 512);
+  EXPECT_EQ(m.freeze_prototypes, 4);
+}
+
 TEST(Swav, BadOptionsAreOneLineErrors) {
   auto bad = [](auto set) {
     ssl::MethodOptions o = small_options();
@@ -321,6 +350,10 @@ TEST(Swav, BadOptionsAreOneLineErrors) {
   EXPECT_NE(bad([](auto& o) { o.sinkhorn_iters = -1; }).find("--sinkhorn-iters"),
             std::string::npos);
   EXPECT_NE(bad([](auto& o) { o.swav_queue = -5; }).find("--swav-queue must be >= 0, got -5"),
+            std::string::npos);
+  EXPECT_NE(bad([](auto& o) {
+              o.freeze_prototypes = -2;
+            }).find("swav: --freeze-prototypes must be >= 0, got -2"),
             std::string::npos);
   auto m = ssl::make_method("swav", small_options());
   EXPECT_NE(error_of([&] { m->step(views(4, 1, 5)); }).find("swav: expected 2 views"),

@@ -49,6 +49,7 @@ struct MethodOptions {
   double sinkhorn_eps = 0;     // SwAV's Sinkhorn epsilon (0: 0.05)
   int64_t sinkhorn_iters = 0;  // SwAV's Sinkhorn iterations (0: 3)
   int64_t swav_queue = 0;      // SwAV's feature queue length (0: no queue)
+  int64_t freeze_prototypes = -1;  // SwAV: epochs before the prototypes learn (-1: 1)
   int64_t clusters = 0;        // DeepCluster's k (0: the method's default)
   int64_t local_crops = -1;    // multi-crop local views of SwAV / DeepCluster (-1: the default)
   uint64_t seed = 0;

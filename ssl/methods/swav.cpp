@@ -21,9 +21,9 @@
 //    about a third of a 28 px view, so a step costs ~3.3 global views instead of ~4 with six,
 //    and the paper's ablation gets most of multi-crop's gain from the first few local crops;
 //  - the prototypes are frozen (the scores see them detached, so they get no gradient and the
-//    optimizer skips them) during the first epoch, as the paper freezes them for its first 313
-//    iterations (one ImageNet epoch at batch 4096): they would otherwise chase a still random
-//    representation;
+//    optimizer skips them) during the first epoch (--freeze-prototypes N: the first N), as the
+//    paper freezes them for its first 313 iterations (one ImageNet epoch at batch 4096): they
+//    would otherwise chase a still random representation;
 //  - no feature queue by default. With --swav-queue L the global views' z of recent steps are
 //    kept from the second epoch on, and once the queue is full, their scores against the current
 //    prototypes join each batch's in the Sinkhorn step (only the batch rows' codes are used), so
@@ -46,7 +46,7 @@ namespace {
 
 constexpr int64_t kGlobalViews = 2;
 constexpr int64_t kDefaultLocalCrops = 4;
-constexpr int64_t kFrozenEpochs = 1;  // prototypes without gradient; the queue waits as long
+constexpr int64_t kDefaultFrozenEpochs = 1;  // prototypes without gradient; the queue waits as long
 
 class SwAV : public Method {
  public:
@@ -63,10 +63,13 @@ class SwAV : public Method {
     epsilon_ = or_default(o.sinkhorn_eps, 0.05);
     iterations_ = or_default(o.sinkhorn_iters, int64_t{3});
     local_crops_ = o.local_crops == -1 ? kDefaultLocalCrops : o.local_crops;
+    frozen_epochs_ = o.freeze_prototypes == -1 ? kDefaultFrozenEpochs : o.freeze_prototypes;
     SELFSUP_CHECK(temperature_ > 0, "swav: --temperature must be positive, got ", temperature_);
     SELFSUP_CHECK(epsilon_ > 0, "swav: --sinkhorn-eps must be positive, got ", epsilon_);
     SELFSUP_CHECK(iterations_ > 0, "swav: --sinkhorn-iters must be positive, got ", iterations_);
     SELFSUP_CHECK(local_crops_ >= 0, "swav: --local-crops must be >= 0, got ", local_crops_);
+    SELFSUP_CHECK(frozen_epochs_ >= 0, "swav: --freeze-prototypes must be >= 0, got ",
+                  o.freeze_prototypes);
     SELFSUP_CHECK(o.swav_queue >= 0, "swav: --swav-queue must be >= 0, got ", o.swav_queue);
     if (o.swav_queue > 0) {
       queue_ = register_buffer("queue", zeros({o.swav_queue, dim}));
@@ -87,7 +90,7 @@ class SwAV : public Method {
     Tensor z = embed({views[0], views[1]});  // [2n, D], unit rows
     if (local_crops_ > 0)
       z = cat({z, embed(std::vector<Tensor>(views.begin() + kGlobalViews, views.end()))}, 0);
-    const bool frozen = epoch_ < kFrozenEpochs;
+    const bool frozen = epoch_ < frozen_epochs_;
     Tensor scores = linear(z, frozen ? prototypes_->weight.detach() : prototypes_->weight);
     std::vector<Tensor> per_view = chunk(scores, num_views(), 0);  // [n, K] each
     std::vector<Tensor> codes;
@@ -95,8 +98,7 @@ class SwAV : public Method {
       codes.push_back(codes_of(per_view[s]));
     StepOutput out;
     out.loss = swav_loss(per_view, codes, temperature_);
-    if (queue_.defined() && epoch_ >= kFrozenEpochs)
-      enqueue(narrow(z, 0, 0, kGlobalViews * n).detach());
+    if (queue_.defined() && !frozen) enqueue(narrow(z, 0, 0, kGlobalViews * n).detach());
     out.embedding = narrow(z, 0, 0, n).detach();
     return out;
   }
@@ -149,7 +151,7 @@ class SwAV : public Method {
   Tensor queue_, queue_state_;  // [L, D] float32 ring buffer; {next row, rows filled}
   nn::IntBufferMirror queue_state_mirror_;  // queue_state on the host
   double temperature_, epsilon_;
-  int64_t iterations_, local_crops_;
+  int64_t iterations_, local_crops_, frozen_epochs_;
   int64_t epoch_ = 0;
 };
 

@@ -24,6 +24,7 @@ json method_json(const MethodOptions& m) {
           {"mask_ratio", m.mask_ratio}, {"norm_pix", m.norm_pix},
           {"prototypes", m.prototypes}, {"sinkhorn_eps", m.sinkhorn_eps},
           {"sinkhorn_iters", m.sinkhorn_iters}, {"swav_queue", m.swav_queue},
+          {"freeze_prototypes", m.freeze_prototypes},
           {"clusters", m.clusters}, {"local_crops", m.local_crops},
           {"seed", m.seed}};
 }
@@ -60,6 +61,7 @@ MethodOptions method_from(const json& j) {
   read(j, "sinkhorn_eps", m.sinkhorn_eps);
   read(j, "sinkhorn_iters", m.sinkhorn_iters);
   read(j, "swav_queue", m.swav_queue);
+  read(j, "freeze_prototypes", m.freeze_prototypes);
   read(j, "clusters", m.clusters);
   read(j, "local_crops", m.local_crops);
   read(j, "seed", m.seed);

@@ -106,6 +106,9 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
   sub.add_option("--sinkhorn-iters", m.sinkhorn_iters, "SwAV Sinkhorn iterations (0: 3)");
   sub.add_option("--swav-queue", m.swav_queue, "SwAV feature queue length (0: none)")
       ->capture_default_str();
+  sub.add_option("--freeze-prototypes", m.freeze_prototypes,
+                 "SwAV: epochs before the prototypes learn; the queue waits as long (-1: 1)")
+      ->capture_default_str();
   sub.add_option("--clusters", m.clusters, "DeepCluster k-means clusters (0: 100)");
   sub.add_option("--local-crops", m.local_crops,
                  "SwAV / DeepCluster local crops besides the 2 global views (-1: 4)")
