@@ -46,7 +46,7 @@ struct MethodOptions {
   double mask_ratio = 0.75;  // MAE: fraction of each image's patches hidden from the encoder
   bool norm_pix = true;      // MAE: targets normalised per patch (the paper's norm_pix_loss)
   int64_t prototypes = 0;      // SwAV's prototype count (0: the method's default)
-  double sinkhorn_eps = 0;     // SwAV's Sinkhorn epsilon (0: 0.05)
+  double sinkhorn_eps = 0;     // SwAV's Sinkhorn epsilon (0: 0.025)
   int64_t sinkhorn_iters = 0;  // SwAV's Sinkhorn iterations (0: 3)
   int64_t swav_queue = 0;      // SwAV's feature queue length (0: no queue)
   int64_t freeze_prototypes = -1;  // SwAV: epochs before the prototypes learn (-1: 1)

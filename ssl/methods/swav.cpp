@@ -16,7 +16,18 @@
 //    paper's 2048 -> 2048 -> 128 is sized for a ResNet-50's 2048-d features);
 //  - 100 prototypes: the paper's 3000 are 3x ImageNet's 1000 classes, and its CIFAR ports use
 //    about 10x the classes, as here for Fashion-MNIST's 10;
-//  - temperature 0.1, Sinkhorn epsilon 0.05 and 3 iterations: the paper's;
+//  - temperature 0.1 and 3 Sinkhorn iterations: the paper's;
+//  - Sinkhorn epsilon 0.025 instead of the paper's 0.05. At the start, unit projections against
+//    random unit prototypes in 128 dimensions score about +-0.1, so at 0.05 the codes are nearly
+//    uniform (entropy 4.06 of ln 100 = 4.61 on a checkpoint after 2 short epochs), and for
+//    near-uniform codes the swapped prediction, to first order in the scores, only aligns the two
+//    views and pushes them off the batch mean: a few clusters on a line satisfy that, and the
+//    projections fell to an effective rank of about 2. Sharper codes give each prototype its own
+//    samples sooner. Measured on the README's run (2 epochs of 20,000 images, batch 128),
+//    in-training kNN top-1: 68.50% at 0.05, 71.46% at 0.025, 71.96% at 0.0125; with the README's
+//    evaluation, 0.05 -> 0.025 moved kNN from 74.86% to 76.44% and the linear probe from 85.53%
+//    to 86.61%. 0.025 keeps every float32 exp(score / epsilon) away from underflow (scores differ
+//    by at most 2, 2 / 0.025 = 80 < 87), which 0.0125 would not;
 //  - 2 + 4 views (28 px global, 16 px local) instead of 2 + 6 (224 px, 96 px). A 16 px crop costs
 //    about a third of a 28 px view, so a step costs ~3.3 global views instead of ~4 with six,
 //    and the paper's ablation gets most of multi-crop's gain from the first few local crops;
@@ -60,7 +71,7 @@ class SwAV : public Method {
     prototypes_ = register_module("prototypes", std::make_shared<nn::Linear>(dim, k, false, &gen_));
     normalize_prototypes();
     temperature_ = or_default(o.temperature, 0.1);
-    epsilon_ = or_default(o.sinkhorn_eps, 0.05);
+    epsilon_ = or_default(o.sinkhorn_eps, 0.025);
     iterations_ = or_default(o.sinkhorn_iters, int64_t{3});
     local_crops_ = o.local_crops == -1 ? kDefaultLocalCrops : o.local_crops;
     frozen_epochs_ = o.freeze_prototypes == -1 ? kDefaultFrozenEpochs : o.freeze_prototypes;

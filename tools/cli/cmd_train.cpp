@@ -102,7 +102,7 @@ void add_method_options(CLI::App& sub, ssl::MethodOptions& m) {
   sub.add_option("--norm-pix", m.norm_pix, "MAE: per-patch normalised targets (true / false)")
       ->capture_default_str();
   sub.add_option("--prototypes", m.prototypes, "SwAV prototypes (0: 100)");
-  sub.add_option("--sinkhorn-eps", m.sinkhorn_eps, "SwAV Sinkhorn epsilon (0: 0.05)");
+  sub.add_option("--sinkhorn-eps", m.sinkhorn_eps, "SwAV Sinkhorn epsilon (0: 0.025)");
   sub.add_option("--sinkhorn-iters", m.sinkhorn_iters, "SwAV Sinkhorn iterations (0: 3)");
   sub.add_option("--swav-queue", m.swav_queue, "SwAV feature queue length (0: none)")
       ->capture_default_str();
