@@ -159,7 +159,7 @@ class SwAV : public Method {
 
   std::shared_ptr<nn::Module> projector_;
   std::shared_ptr<nn::Linear> prototypes_;
-  Tensor queue_, queue_state_;  // [L, D] float32 ring buffer; {next row, rows filled}
+  Tensor queue_, queue_state_;              // [L, D] float32 ring buffer; {next row, rows filled}
   nn::IntBufferMirror queue_state_mirror_;  // queue_state on the host
   double temperature_, epsilon_;
   int64_t iterations_, local_crops_, frozen_epochs_;
