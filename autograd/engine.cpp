@@ -12,13 +12,17 @@ namespace {
 thread_local bool g_grad_enabled = true;
 }
 
-bool GradMode::is_enabled() { return g_grad_enabled; }
-void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+bool GradMode::is_enabled() {
+  return g_grad_enabled;
+}
+void GradMode::set_enabled(bool enabled) {
+  g_grad_enabled = enabled;
+}
 
 void Node::check_saved_versions() const {
   for (const SavedTensor& s : saved)
-    SELFSUP_CHECK(s.tensor.version() == s.version, "backward of ", name,
-                  ": a tensor of shape ", shape_str(s.tensor.shape()),
+    SELFSUP_CHECK(s.tensor.version() == s.version, "backward of ", name, ": a tensor of shape ",
+                  shape_str(s.tensor.shape()),
                   " saved for the gradient was modified by an in-place op (version ", s.version,
                   " -> ", s.tensor.version(), "); use an out-of-place op instead");
 }
@@ -94,8 +98,10 @@ void run_backward(const Tensor& root, const Tensor& gradient) {
                 "under NoGradGuard)");
   Tensor seed = gradient;
   if (!seed.defined()) {
-    SELFSUP_CHECK(root.numel() == 1, "backward: a gradient argument is needed for a non-scalar "
-                  "output of shape ", shape_str(root.shape()));
+    SELFSUP_CHECK(root.numel() == 1,
+                  "backward: a gradient argument is needed for a non-scalar "
+                  "output of shape ",
+                  shape_str(root.shape()));
     seed = ones(root.shape(), TensorOptions(root.dtype()).device(root.device()));
   }
   SELFSUP_CHECK(seed.shape() == root.shape(), "backward: gradient of shape ",
@@ -130,6 +136,8 @@ void run_backward(const Tensor& root, const Tensor& gradient) {
   }
 }
 
-void Tensor::backward(const Tensor& gradient) const { run_backward(*this, gradient); }
+void Tensor::backward(const Tensor& gradient) const {
+  run_backward(*this, gradient);
+}
 
 }  // namespace selfsup

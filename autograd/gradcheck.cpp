@@ -17,7 +17,8 @@ double projected(const GradcheckFn& f, const std::vector<Tensor>& inputs, const 
   SELFSUP_CHECK(y.shape() == v.shape(), "gradcheck: f changed its output shape");
   auto yv = y.to_vector<double>(), vv = v.to_vector<double>();
   double total = 0;
-  for (size_t i = 0; i < yv.size(); ++i) total += yv[i] * vv[i];
+  for (size_t i = 0; i < yv.size(); ++i)
+    total += yv[i] * vv[i];
   return total;
 }
 
@@ -27,8 +28,10 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
                           const GradcheckOptions& opts) {
   for (const Tensor& x : inputs)
     if (x.defined() && x.requires_grad())
-      SELFSUP_CHECK(x.dtype() == kFloat64, "gradcheck: inputs that require grad must be float64, "
-                    "got ", dtype_name(x.dtype()), " ", shape_str(x.shape()));
+      SELFSUP_CHECK(x.dtype() == kFloat64,
+                    "gradcheck: inputs that require grad must be float64, "
+                    "got ",
+                    dtype_name(x.dtype()), " ", shape_str(x.shape()));
   // Analytic: one backward of sum(v * y).
   for (const Tensor& x : inputs)
     if (x.defined() && x.requires_grad()) x.set_grad(Tensor());

@@ -25,7 +25,7 @@ struct GradcheckOptions {
 
 struct GradcheckResult {
   bool ok = true;
-  std::string message;     // the first mismatch, in words ("input 1 element 7: ...")
+  std::string message;  // the first mismatch, in words ("input 1 element 7: ...")
   double max_abs_error = 0;
 };
 

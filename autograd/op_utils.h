@@ -22,7 +22,9 @@ Tensor zeros_as(const Shape& shape, const Tensor& like);
 // Sums a broadcast gradient back to `shape` (identity when the shapes already match).
 Tensor reduce_to(const Tensor& grad, const Shape& shape);
 
-inline bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
+inline bool needs_grad(const Tensor& t) {
+  return t.defined() && t.requires_grad();
+}
 
 // cross_correlation (the Barlow Twins matrix) built from differentiable ops: what devices
 // without the fused CPU kernel run. The same formula; tested against the fused kernel.

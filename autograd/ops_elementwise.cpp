@@ -94,71 +94,68 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Mul, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(
-      out, "mul", {a, b},
-      [=](const Tensor& g) {
-        return std::vector<Tensor>{ga ? reduce_to(mul(g, sb), sa.shape()) : Tensor(),
-                                   gb ? reduce_to(mul(g, sa), sb.shape()) : Tensor()};
-      },
-      {a, b});
+  return record(out, "mul", {a, b},
+                [=](const Tensor& g) {
+                  return std::vector<Tensor>{ga ? reduce_to(mul(g, sb), sa.shape()) : Tensor(),
+                                             gb ? reduce_to(mul(g, sa), sb.shape()) : Tensor()};
+                },
+                {a, b});
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Div, a, b);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(
-      out, "div", {a, b},
-      [=](const Tensor& g) {
-        Tensor grad_a = ga ? reduce_to(div(g, sb), sa.shape()) : Tensor();
-        Tensor grad_b = gb ? reduce_to(neg(div(mul(g, sa), mul(sb, sb))), sb.shape()) : Tensor();
-        return std::vector<Tensor>{grad_a, grad_b};
-      },
-      {a, b});
+  return record(out, "div", {a, b},
+                [=](const Tensor& g) {
+                  Tensor grad_a = ga ? reduce_to(div(g, sb), sa.shape()) : Tensor();
+                  Tensor grad_b =
+                      gb ? reduce_to(neg(div(mul(g, sa), mul(sb, sb))), sb.shape()) : Tensor();
+                  return std::vector<Tensor>{grad_a, grad_b};
+                },
+                {a, b});
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Maximum, a, b);
   Tensor sa = a.detach(), sb = b.detach();
-  return record(
-      out, "maximum", {a, b},
-      [=](const Tensor& g) {
-        Tensor to_a = tie_split_mask(sa, sb, true);
-        Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
-        return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
-                                   reduce_to(mul(g, to_b), sb.shape())};
-      },
-      {a, b});
+  return record(out, "maximum", {a, b},
+                [=](const Tensor& g) {
+                  Tensor to_a = tie_split_mask(sa, sb, true);
+                  Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
+                  return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
+                                             reduce_to(mul(g, to_b), sb.shape())};
+                },
+                {a, b});
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Minimum, a, b);
   Tensor sa = a.detach(), sb = b.detach();
-  return record(
-      out, "minimum", {a, b},
-      [=](const Tensor& g) {
-        Tensor to_a = tie_split_mask(sa, sb, false);
-        Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
-        return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
-                                   reduce_to(mul(g, to_b), sb.shape())};
-      },
-      {a, b});
+  return record(out, "minimum", {a, b},
+                [=](const Tensor& g) {
+                  Tensor to_a = tie_split_mask(sa, sb, false);
+                  Tensor to_b = add(neg(to_a), 1.0);  // 1 - to_a, with no host-filled ones tensor
+                  return std::vector<Tensor>{reduce_to(mul(g, to_a), sa.shape()),
+                                             reduce_to(mul(g, to_b), sb.shape())};
+                },
+                {a, b});
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Pow, a, b);
   Tensor sa = a.detach(), sb = b.detach(), y = out.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(
-      out, "pow", {a, b},
-      [=](const Tensor& g) {
-        // d/da a^b = b a^(b-1);  d/db a^b = a^b log(a)
-        Tensor grad_a =
-            ga ? reduce_to(mul(g, mul(sb, pow(sa, add(sb, -1.0)))), sa.shape()) : Tensor();
-        Tensor grad_b = gb ? reduce_to(mul(g, mul(y, log(sa))), sb.shape()) : Tensor();
-        return std::vector<Tensor>{grad_a, grad_b};
-      },
-      {a, b, out});
+  return record(out, "pow", {a, b},
+                [=](const Tensor& g) {
+                  // d/da a^b = b a^(b-1);  d/db a^b = a^b log(a)
+                  Tensor grad_a =
+                      ga ? reduce_to(mul(g, mul(sb, pow(sa, add(sb, -1.0)))), sa.shape())
+                         : Tensor();
+                  Tensor grad_b = gb ? reduce_to(mul(g, mul(y, log(sa))), sb.shape()) : Tensor();
+                  return std::vector<Tensor>{grad_a, grad_b};
+                },
+                {a, b, out});
 }
 
 // ---- with a scalar ----
@@ -191,42 +188,39 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Exp, x);
   Tensor y = out.detach();
-  return record(
-      out, "exp", {x}, [=](const Tensor& g) { return std::vector<Tensor>{mul(g, y)}; }, {out});
+  return record(out, "exp", {x}, [=](const Tensor& g) { return std::vector<Tensor>{mul(g, y)}; },
+                {out});
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Log, x);
   Tensor sx = x.detach();
-  return record(
-      out, "log", {x}, [=](const Tensor& g) { return std::vector<Tensor>{div(g, sx)}; }, {x});
+  return record(out, "log", {x}, [=](const Tensor& g) { return std::vector<Tensor>{div(g, sx)}; },
+                {x});
 }
 
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Sqrt, x);
   Tensor y = out.detach();
-  return record(
-      out, "sqrt", {x}, [=](const Tensor& g) { return std::vector<Tensor>{div(mul(g, 0.5), y)}; },
-      {out});
+  return record(out, "sqrt", {x},
+                [=](const Tensor& g) { return std::vector<Tensor>{div(mul(g, 0.5), y)}; }, {out});
 }
 
 Tensor abs(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Abs, x);
   Tensor sx = x.detach();
-  return record(
-      out, "abs", {x},
-      [=](const Tensor& g) {
-        return std::vector<Tensor>{mul(g, unary_forward(UnaryOp::Sign, sx))};
-      },
-      {x});
+  return record(out, "abs", {x},
+                [=](const Tensor& g) {
+                  return std::vector<Tensor>{mul(g, unary_forward(UnaryOp::Sign, sx))};
+                },
+                {x});
 }
 
 Tensor square(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Square, x);
   Tensor sx = x.detach();
-  return record(
-      out, "square", {x}, [=](const Tensor& g) { return std::vector<Tensor>{mul(mul(g, sx), 2.0)}; },
-      {x});
+  return record(out, "square", {x},
+                [=](const Tensor& g) { return std::vector<Tensor>{mul(mul(g, sx), 2.0)}; }, {x});
 }
 
 namespace {
@@ -238,14 +232,13 @@ Tensor activation(UnaryOp op, const char* name, const Tensor& x, ActBackward bac
                   bool saves_output) {
   Tensor out = unary_forward(op, x);
   Tensor saved = saves_output ? out.detach() : x.detach();
-  return record(
-      out, name, {x},
-      [=](const Tensor& g) {
-        Tensor gx = detail::empty_as(g.shape(), g);
-        backward(g, saved, gx);
-        return std::vector<Tensor>{gx};
-      },
-      {saves_output ? out : x});
+  return record(out, name, {x},
+                [=](const Tensor& g) {
+                  Tensor gx = detail::empty_as(g.shape(), g);
+                  backward(g, saved, gx);
+                  return std::vector<Tensor>{gx};
+                },
+                {saves_output ? out : x});
 }
 
 }  // namespace
@@ -269,23 +262,24 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   Tensor out = detail::empty_as(x.shape(), x);
   dispatch::clamp(x, lo, hi, out);
   Tensor sx = x.detach();
-  return record(
-      out, "clamp", {x},
-      [=](const Tensor& g) {
-        Tensor gx = detail::empty_as(g.shape(), g);
-        dispatch::clamp_backward(g, sx, lo, hi, gx);
-        return std::vector<Tensor>{gx};
-      },
-      {x});
+  return record(out, "clamp", {x},
+                [=](const Tensor& g) {
+                  Tensor gx = detail::empty_as(g.shape(), g);
+                  dispatch::clamp_backward(g, sx, lo, hi, gx);
+                  return std::vector<Tensor>{gx};
+                },
+                {x});
 }
 
-Tensor clamp_min(const Tensor& x, double lo) { return clamp(x, lo, HUGE_VAL); }
+Tensor clamp_min(const Tensor& x, double lo) {
+  return clamp(x, lo, HUGE_VAL);
+}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::check_same_device("where", {cond, a, b});
   detail::check_same_dtype("where", a, b);
-  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
-                                 "where");
+  Shape shape =
+      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = detail::empty_as(shape, a);
   dispatch::where(cond, a, b, out);
   Tensor c = cond.detach();
@@ -301,29 +295,71 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 // ---- comparisons (no gradient) ----
 
-Tensor eq(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Eq, a, b); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Ne, a, b); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Lt, a, b); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Le, a, b); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Gt, a, b); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare(BinaryOp::Ge, a, b); }
-Tensor gt(const Tensor& a, double s) { return compare_scalar(BinaryOp::Gt, a, s); }
-Tensor lt(const Tensor& a, double s) { return compare_scalar(BinaryOp::Lt, a, s); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Eq, a, b);
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Ne, a, b);
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Lt, a, b);
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Le, a, b);
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Gt, a, b);
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return compare(BinaryOp::Ge, a, b);
+}
+Tensor gt(const Tensor& a, double s) {
+  return compare_scalar(BinaryOp::Gt, a, s);
+}
+Tensor lt(const Tensor& a, double s) {
+  return compare_scalar(BinaryOp::Lt, a, s);
+}
 
 // ---- operators ----
 
-Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
-Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator-(const Tensor& x) { return neg(x); }
-Tensor operator+(const Tensor& a, double s) { return add(a, s); }
-Tensor operator+(double s, const Tensor& a) { return add(a, s); }
-Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
-Tensor operator-(double s, const Tensor& a) { return add(neg(a), s); }
-Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
-Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
-Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
-Tensor operator/(double s, const Tensor& a) { return mul(pow(a, -1.0), s); }
+Tensor operator+(const Tensor& a, const Tensor& b) {
+  return add(a, b);
+}
+Tensor operator-(const Tensor& a, const Tensor& b) {
+  return sub(a, b);
+}
+Tensor operator*(const Tensor& a, const Tensor& b) {
+  return mul(a, b);
+}
+Tensor operator/(const Tensor& a, const Tensor& b) {
+  return div(a, b);
+}
+Tensor operator-(const Tensor& x) {
+  return neg(x);
+}
+Tensor operator+(const Tensor& a, double s) {
+  return add(a, s);
+}
+Tensor operator+(double s, const Tensor& a) {
+  return add(a, s);
+}
+Tensor operator-(const Tensor& a, double s) {
+  return add(a, -s);
+}
+Tensor operator-(double s, const Tensor& a) {
+  return add(neg(a), s);
+}
+Tensor operator*(const Tensor& a, double s) {
+  return mul(a, s);
+}
+Tensor operator*(double s, const Tensor& a) {
+  return mul(a, s);
+}
+Tensor operator/(const Tensor& a, double s) {
+  return mul(a, 1.0 / s);
+}
+Tensor operator/(double s, const Tensor& a) {
+  return mul(pow(a, -1.0), s);
+}
 
 }  // namespace selfsup

@@ -19,14 +19,14 @@ Tensor matmul_2d(const Tensor& a, const Tensor& b) {
   dispatch::matmul(a, b, out);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(
-      out, "matmul", {a, b},
-      [=](const Tensor& g) {
-        // dA = dC B^T, dB = A^T dC; the transposes are strided views, not copies.
-        return std::vector<Tensor>{ga ? matmul_2d(g, raw::transpose(sb, 0, 1)) : Tensor(),
-                                   gb ? matmul_2d(raw::transpose(sa, 0, 1), g) : Tensor()};
-      },
-      {a, b});
+  return record(out, "matmul", {a, b},
+                [=](const Tensor& g) {
+                  // dA = dC B^T, dB = A^T dC; the transposes are strided views, not copies.
+                  return std::vector<Tensor>{
+                      ga ? matmul_2d(g, raw::transpose(sb, 0, 1)) : Tensor(),
+                      gb ? matmul_2d(raw::transpose(sa, 0, 1), g) : Tensor()};
+                },
+                {a, b});
 }
 
 }  // namespace
@@ -41,13 +41,12 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   dispatch::bmm(a, b, out);
   Tensor sa = a.detach(), sb = b.detach();
   bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(
-      out, "bmm", {a, b},
-      [=](const Tensor& g) {
-        return std::vector<Tensor>{ga ? bmm(g, raw::transpose(sb, 1, 2)) : Tensor(),
-                                   gb ? bmm(raw::transpose(sa, 1, 2), g) : Tensor()};
-      },
-      {a, b});
+  return record(out, "bmm", {a, b},
+                [=](const Tensor& g) {
+                  return std::vector<Tensor>{ga ? bmm(g, raw::transpose(sb, 1, 2)) : Tensor(),
+                                             gb ? bmm(raw::transpose(sa, 1, 2), g) : Tensor()};
+                },
+                {a, b});
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -75,14 +74,13 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   Tensor out = detail::empty_as(x.shape(), x);
   dispatch::softmax(x, dim, out);
   Tensor y = out.detach();
-  return record(
-      out, "softmax", {x},
-      [=](const Tensor& g) {
-        Tensor gx = detail::empty_as(g.shape(), g);
-        dispatch::softmax_backward(g, y, dim, gx);
-        return std::vector<Tensor>{gx};
-      },
-      {out});
+  return record(out, "softmax", {x},
+                [=](const Tensor& g) {
+                  Tensor gx = detail::empty_as(g.shape(), g);
+                  dispatch::softmax_backward(g, y, dim, gx);
+                  return std::vector<Tensor>{gx};
+                },
+                {out});
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
@@ -91,14 +89,13 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   Tensor out = detail::empty_as(x.shape(), x);
   dispatch::log_softmax(x, dim, out);
   Tensor y = out.detach();
-  return record(
-      out, "log_softmax", {x},
-      [=](const Tensor& g) {
-        Tensor gx = detail::empty_as(g.shape(), g);
-        dispatch::log_softmax_backward(g, y, dim, gx);
-        return std::vector<Tensor>{gx};
-      },
-      {out});
+  return record(out, "log_softmax", {x},
+                [=](const Tensor& g) {
+                  Tensor gx = detail::empty_as(g.shape(), g);
+                  dispatch::log_softmax_backward(g, y, dim, gx);
+                  return std::vector<Tensor>{gx};
+                },
+                {out});
 }
 
 namespace {
@@ -144,8 +141,7 @@ Tensor cross_correlation(const Tensor& za, const Tensor& zb, double eps) {
   detail::check_same_device("cross_correlation", {za, zb});
   detail::check_same_dtype("cross_correlation", za, zb);
   SELFSUP_CHECK(za.dim() == 2 && za.shape() == zb.shape(), "cross_correlation: shapes ",
-                shape_str(za.shape()), " and ", shape_str(zb.shape()),
-                " must be equal and [N, D]");
+                shape_str(za.shape()), " and ", shape_str(zb.shape()), " must be equal and [N, D]");
   if (!za.device().is_cpu()) return detail::cross_correlation_composed(za, zb, eps);
   int64_t n = za.size(0), d = za.size(1);
   Tensor c = detail::empty_as({d, d}, za);
@@ -177,6 +173,8 @@ Tensor cross_correlation_loss(const Tensor& za, const Tensor& zb, double lambda,
   });
 }
 
-Tensor mse_loss(const Tensor& a, const Tensor& b) { return mean(square(sub(a, b))); }
+Tensor mse_loss(const Tensor& a, const Tensor& b) {
+  return mean(square(sub(a, b)));
+}
 
 }  // namespace selfsup

@@ -22,16 +22,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   dispatch::conv2d(x, w, b, p, out);
   Tensor sx = x.detach(), sw = w.detach();
   bool gx = needs_grad(x), gw = needs_grad(w), gb = needs_grad(b);
-  return record(
-      out, "conv2d", {x, w, b},
-      [=](const Tensor& g) {
-        Tensor grad_x = gx ? detail::empty_as(sx.shape(), g) : Tensor();
-        Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
-        Tensor grad_b = gb ? detail::empty_as({sw.size(0)}, g) : Tensor();
-        dispatch::conv2d_backward(g, sx, sw, p, grad_x, grad_w, grad_b);
-        return std::vector<Tensor>{grad_x, grad_w, grad_b};
-      },
-      {x, w});
+  return record(out, "conv2d", {x, w, b},
+                [=](const Tensor& g) {
+                  Tensor grad_x = gx ? detail::empty_as(sx.shape(), g) : Tensor();
+                  Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
+                  Tensor grad_b = gb ? detail::empty_as({sw.size(0)}, g) : Tensor();
+                  dispatch::conv2d_backward(g, sx, sw, p, grad_x, grad_w, grad_b);
+                  return std::vector<Tensor>{grad_x, grad_w, grad_b};
+                },
+                {x, w});
 }
 
 namespace {
@@ -124,16 +123,16 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   }
   Tensor sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor();
   bool gw = needs_grad(weight), gb = needs_grad(bias);
-  return record(
-      out, "batch_norm", {x, weight, bias},
-      [=](const Tensor& g) {
-        Tensor grad_x = detail::empty_as(sx.shape(), g);
-        Tensor grad_w = gw ? detail::empty_as({c}, g) : Tensor();
-        Tensor grad_b = gb ? detail::empty_as({c}, g) : Tensor();
-        dispatch::batch_norm_backward(g, sx, sw, save_mean, save_invstd, grad_x, grad_w, grad_b);
-        return std::vector<Tensor>{grad_x, grad_w, grad_b};
-      },
-      {x, weight});
+  return record(out, "batch_norm", {x, weight, bias},
+                [=](const Tensor& g) {
+                  Tensor grad_x = detail::empty_as(sx.shape(), g);
+                  Tensor grad_w = gw ? detail::empty_as({c}, g) : Tensor();
+                  Tensor grad_b = gb ? detail::empty_as({c}, g) : Tensor();
+                  dispatch::batch_norm_backward(g, sx, sw, save_mean, save_invstd, grad_x, grad_w,
+                                                grad_b);
+                  return std::vector<Tensor>{grad_x, grad_w, grad_b};
+                },
+                {x, weight});
 }
 
 Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
@@ -146,17 +145,16 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight
   dispatch::layer_norm(x, normalized_ndim, weight, bias, eps, out, mean_t, rstd);
   Tensor sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor();
   bool gw = needs_grad(weight), gb = needs_grad(bias);
-  return record(
-      out, "layer_norm", {x, weight, bias},
-      [=](const Tensor& g) {
-        Tensor grad_x = detail::empty_as(sx.shape(), g);
-        Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
-        Tensor grad_b = gb ? detail::empty_as(sw.shape(), g) : Tensor();
-        dispatch::layer_norm_backward(g, sx, normalized_ndim, sw, mean_t, rstd, grad_x, grad_w,
-                                      grad_b);
-        return std::vector<Tensor>{grad_x, grad_w, grad_b};
-      },
-      {x, weight});
+  return record(out, "layer_norm", {x, weight, bias},
+                [=](const Tensor& g) {
+                  Tensor grad_x = detail::empty_as(sx.shape(), g);
+                  Tensor grad_w = gw ? detail::empty_as(sw.shape(), g) : Tensor();
+                  Tensor grad_b = gb ? detail::empty_as(sw.shape(), g) : Tensor();
+                  dispatch::layer_norm_backward(g, sx, normalized_ndim, sw, mean_t, rstd, grad_x,
+                                                grad_w, grad_b);
+                  return std::vector<Tensor>{grad_x, grad_w, grad_b};
+                },
+                {x, weight});
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {

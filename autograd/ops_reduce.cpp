@@ -9,7 +9,8 @@ namespace {
 
 int64_t reduced_count(const Shape& shape, const std::vector<int64_t>& dims, const char* op) {
   int64_t n = 1;
-  for (int64_t d : normalize_dims(dims, static_cast<int64_t>(shape.size()), op)) n *= shape[d];
+  for (int64_t d : normalize_dims(dims, static_cast<int64_t>(shape.size()), op))
+    n *= shape[d];
   return n;
 }
 
@@ -51,15 +52,14 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
   dispatch::var(x, dims, correction, keepdim, out);
   double n = static_cast<double>(reduced_count(x.shape(), dims, "var"));
   Tensor sx = x.detach();
-  return record(
-      out, "var", {x},
-      [=](const Tensor& g) {
-        // d var / dx = 2 (x - mean) / (n - correction)
-        Tensor centred = sub(sx, mean(sx, dims, true));
-        Tensor gk = keep_dims(g, sx.shape(), dims, "var");
-        return std::vector<Tensor>{mul(mul(centred, gk), 2.0 / (n - correction))};
-      },
-      {x});
+  return record(out, "var", {x},
+                [=](const Tensor& g) {
+                  // d var / dx = 2 (x - mean) / (n - correction)
+                  Tensor centred = sub(sx, mean(sx, dims, true));
+                  Tensor gk = keep_dims(g, sx.shape(), dims, "var");
+                  return std::vector<Tensor>{mul(mul(centred, gk), 2.0 / (n - correction))};
+                },
+                {x});
 }
 
 Tensor std(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {

@@ -43,7 +43,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   SELFSUP_CHECK(start_dim <= end_dim, "flatten: start_dim ", start_dim, " > end_dim ", end_dim);
   Shape shape(x.shape().begin(), x.shape().begin() + start_dim);
   int64_t folded = 1;
-  for (int64_t d = start_dim; d <= end_dim; ++d) folded *= x.size(d);
+  for (int64_t d = start_dim; d <= end_dim; ++d)
+    folded *= x.size(d);
   shape.push_back(folded);
   shape.insert(shape.end(), x.shape().begin() + end_dim + 1, x.shape().end());
   return reshape(x, shape);
@@ -52,7 +53,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 Tensor permute(const Tensor& x, const Shape& dims) {
   Tensor out = raw::permute(x, dims);
   Shape inverse(dims.size());
-  for (size_t i = 0; i < dims.size(); ++i) inverse[normalize_dim(dims[i], x.dim(), "permute")] = i;
+  for (size_t i = 0; i < dims.size(); ++i)
+    inverse[normalize_dim(dims[i], x.dim(), "permute")] = i;
   return record(out, "permute", {x}, [inverse](const Tensor& g) {
     return std::vector<Tensor>{raw::permute(g, inverse)};
   });
@@ -87,7 +89,9 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   });
 }
 
-Tensor squeeze(const Tensor& x) { return record_reshape_like(raw::squeeze(x), "squeeze", x); }
+Tensor squeeze(const Tensor& x) {
+  return record_reshape_like(raw::squeeze(x), "squeeze", x);
+}
 Tensor squeeze(const Tensor& x, int64_t dim) {
   return record_reshape_like(raw::squeeze(x, dim), "squeeze", x);
 }
@@ -101,7 +105,8 @@ Tensor contiguous(const Tensor& x) {
 }
 
 Tensor clone(const Tensor& x) {
-  return record(raw::clone(x), "clone", {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+  return record(raw::clone(x), "clone", {x},
+                [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor to_dtype(const Tensor& x, DType dtype) {
@@ -177,7 +182,8 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   Tensor out = detail::empty_as(shape, xs[0]);
   dispatch::cat(xs, dim, out);
   std::vector<int64_t> sizes;
-  for (const Tensor& x : xs) sizes.push_back(x.size(dim));
+  for (const Tensor& x : xs)
+    sizes.push_back(x.size(dim));
   return record(out, "cat", xs, [=](const Tensor& g) {
     std::vector<Tensor> grads;
     int64_t start = 0;

@@ -30,7 +30,7 @@ std::string concat(const Args&... args) {
 }  // namespace selfsup
 
 // SELFSUP_CHECK(cond, "op: message ", value, ...) throws selfsup::Error when cond is false.
-#define SELFSUP_CHECK(cond, ...)                                 \
-  do {                                                           \
+#define SELFSUP_CHECK(cond, ...)                                                 \
+  do {                                                                           \
     if (!(cond)) throw ::selfsup::Error(::selfsup::detail::concat(__VA_ARGS__)); \
   } while (0)

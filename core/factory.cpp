@@ -35,14 +35,16 @@ Generator& default_generator() {
   return gen;
 }
 
-void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+void manual_seed(uint64_t seed) {
+  default_generator().manual_seed(seed);
+}
 
 Tensor empty(const Shape& shape, TensorOptions opts) {
   for (int64_t d : shape)
     SELFSUP_CHECK(d >= 0, "empty: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(opts.dtype_),
-                                            opts.device_);
+  impl->storage =
+      std::make_shared<Storage>(shape_numel(shape) * dtype_size(opts.dtype_), opts.device_);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = opts.dtype_;
@@ -73,9 +75,15 @@ Tensor full(const Shape& shape, double value, TensorOptions opts) {
   });
 }
 
-Tensor zeros(const Shape& shape, TensorOptions opts) { return full(shape, 0.0, opts); }
-Tensor ones(const Shape& shape, TensorOptions opts) { return full(shape, 1.0, opts); }
-Tensor scalar_tensor(double value, TensorOptions opts) { return full({}, value, opts); }
+Tensor zeros(const Shape& shape, TensorOptions opts) {
+  return full(shape, 0.0, opts);
+}
+Tensor ones(const Shape& shape, TensorOptions opts) {
+  return full(shape, 1.0, opts);
+}
+Tensor scalar_tensor(double value, TensorOptions opts) {
+  return full({}, value, opts);
+}
 
 Tensor arange(double start, double end, double step, TensorOptions opts) {
   SELFSUP_CHECK(step != 0, "arange: step must be non-zero");
@@ -83,7 +91,8 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
   int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   return make_on_host({n}, opts, [&](auto* p, int64_t m) {
     using T = std::remove_pointer_t<decltype(p)>;
-    for (int64_t i = 0; i < m; ++i) p[i] = static_cast<T>(start + i * step);
+    for (int64_t i = 0; i < m; ++i)
+      p[i] = static_cast<T>(start + i * step);
   });
 }
 
@@ -117,7 +126,8 @@ Tensor randn(const Shape& shape, TensorOptions opts, Generator* gen) {
   return make_on_host(shape, opts, [&](auto* p, int64_t n) {
     using T = std::remove_pointer_t<decltype(p)>;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(normal_from(philox4x32(g.seed(), first + i)));
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = static_cast<T>(normal_from(philox4x32(g.seed(), first + i)));
   });
 }
 
@@ -141,7 +151,8 @@ Tensor eye(int64_t n, TensorOptions opts) {
   return make_on_host({n, n}, opts, [&](auto* p, int64_t m) {
     using T = std::remove_pointer_t<decltype(p)>;
     std::fill(p, p + m, T(0));
-    for (int64_t i = 0; i < n; ++i) p[i * n + i] = T(1);
+    for (int64_t i = 0; i < n; ++i)
+      p[i * n + i] = T(1);
   });
 }
 
@@ -163,11 +174,12 @@ Tensor randperm(int64_t n, Generator* gen) {
 
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opts) {
-  SELFSUP_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-                values.size(), " values for shape ", shape_str(shape));
+  SELFSUP_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+                "from_vector: ", values.size(), " values for shape ", shape_str(shape));
   return make_on_host(shape, opts, [&](auto* p, int64_t n) {
     using D = std::remove_pointer_t<decltype(p)>;
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<D>(values[i]);
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = static_cast<D>(values[i]);
   });
 }
 template Tensor from_vector<float>(const std::vector<float>&, const Shape&, TensorOptions);
@@ -176,9 +188,15 @@ template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, 
 template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, const Shape&, TensorOptions);
 template Tensor from_vector<int>(const std::vector<int>&, const Shape&, TensorOptions);
 
-Tensor empty_like(const Tensor& t) { return empty(t.shape(), TensorOptions(t.dtype()).device(t.device())); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), TensorOptions(t.dtype()).device(t.device())); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), TensorOptions(t.dtype()).device(t.device())); }
+Tensor empty_like(const Tensor& t) {
+  return empty(t.shape(), TensorOptions(t.dtype()).device(t.device()));
+}
+Tensor zeros_like(const Tensor& t) {
+  return zeros(t.shape(), TensorOptions(t.dtype()).device(t.device()));
+}
+Tensor ones_like(const Tensor& t) {
+  return ones(t.shape(), TensorOptions(t.dtype()).device(t.device()));
+}
 Tensor full_like(const Tensor& t, double value) {
   return full(t.shape(), value, TensorOptions(t.dtype()).device(t.device()));
 }

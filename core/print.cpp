@@ -23,7 +23,8 @@ void print_rec(std::ostream& os, const Tensor& t, int64_t dim, Shape& idx, int i
     idx[dim] = i;
     if (dim + 1 == t.dim()) {
       int64_t off = t.offset();
-      for (int64_t d = 0; d < t.dim(); ++d) off += idx[d] * t.strides()[d];
+      for (int64_t d = 0; d < t.dim(); ++d)
+        off += idx[d] * t.strides()[d];
       dispatch_dtype(t.dtype(), [&](auto tag) {
         using T = decltype(tag);
         T v = static_cast<const T*>(t.storage().data())[off];
@@ -60,6 +61,8 @@ std::string Tensor::str() const {
   return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  return os << t.str();
+}
 
 }  // namespace selfsup

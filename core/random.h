@@ -48,7 +48,9 @@ SELFSUP_HD inline PhiloxOut philox4x32(uint64_t key, uint64_t counter, uint32_t 
 }
 
 // Uniform in [0, 1) with 24 bits (float) or 53 bits (double) of randomness.
-SELFSUP_HD inline float uniform_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
+SELFSUP_HD inline float uniform_float(uint32_t x) {
+  return (x >> 8) * (1.0f / 16777216.0f);
+}
 SELFSUP_HD inline double uniform_double(uint32_t lo, uint32_t hi) {
   uint64_t bits = (static_cast<uint64_t>(hi) << 21) ^ (lo >> 11);
   return static_cast<double>(bits & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);

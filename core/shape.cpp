@@ -17,7 +17,8 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    n *= d;
   return n;
 }
 
@@ -64,10 +65,12 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t nd
                                     const char* op) {
   std::vector<int64_t> out;
   if (dims.empty()) {
-    for (int64_t d = 0; d < ndim; ++d) out.push_back(d);
+    for (int64_t d = 0; d < ndim; ++d)
+      out.push_back(d);
     return out;
   }
-  for (int64_t d : dims) out.push_back(normalize_dim(d, ndim, op));
+  for (int64_t d : dims)
+    out.push_back(normalize_dim(d, ndim, op));
   std::sort(out.begin(), out.end());
   SELFSUP_CHECK(std::adjacent_find(out.begin(), out.end()) == out.end(), op,
                 ": a dim appears twice in the reduction dims");

@@ -29,7 +29,6 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& dims, bool k
                     const char* op);
 
 // Normalised, sorted, de-duplicated reduction dims (empty input = every dim).
-std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ndim,
-                                    const char* op);
+std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ndim, const char* op);
 
 }  // namespace selfsup

@@ -19,7 +19,8 @@ void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides
   const int64_t nd = static_cast<int64_t>(shape.size());
   if (shape_numel(shape) == 0) return;
   std::array<int64_t, K> inner{};
-  for (size_t k = 0; k < K; ++k) inner[k] = nd ? (*strides[k])[nd - 1] : 0;
+  for (size_t k = 0; k < K; ++k)
+    inner[k] = nd ? (*strides[k])[nd - 1] : 0;
   const int64_t run = nd ? shape[nd - 1] : 1;
   const int64_t outer = nd ? shape_numel(shape) / std::max<int64_t>(run, 1) : 1;
   Shape idx(nd > 1 ? nd - 1 : 0, 0);
@@ -29,10 +30,12 @@ void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides
     // Odometer increment over dims nd-2 .. 0.
     for (int64_t d = nd - 2; d >= 0; --d) {
       if (++idx[d] < shape[d]) {
-        for (size_t k = 0; k < K; ++k) off[k] += (*strides[k])[d];
+        for (size_t k = 0; k < K; ++k)
+          off[k] += (*strides[k])[d];
         break;
       }
-      for (size_t k = 0; k < K; ++k) off[k] -= (*strides[k])[d] * (shape[d] - 1);
+      for (size_t k = 0; k < K; ++k)
+        off[k] -= (*strides[k])[d] * (shape[d] - 1);
       idx[d] = 0;
     }
   }

@@ -5,9 +5,13 @@
 
 namespace selfsup {
 
-int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+  return shape()[normalize_dim(d, dim(), "size")];
+}
 
-int64_t Tensor::stride(int64_t d) const { return strides()[normalize_dim(d, dim(), "stride")]; }
+int64_t Tensor::stride(int64_t d) const {
+  return strides()[normalize_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -28,8 +32,8 @@ bool Tensor::shares_storage_with(const Tensor& other) const {
 }
 
 double Tensor::item() const {
-  SELFSUP_CHECK(numel() == 1, "item: tensor of shape ", shape_str(shape()),
-                " has ", numel(), " elements, not 1");
+  SELFSUP_CHECK(numel() == 1, "item: tensor of shape ", shape_str(shape()), " has ", numel(),
+                " elements, not 1");
   // A device tensor is copied to the host first (a synchronising copy, as in PyTorch).
   if (!device().is_cpu()) return raw::to_device(raw::contiguous(*this), kCPU).item();
   return dispatch_dtype(dtype(), [&](auto tag) {
@@ -53,7 +57,8 @@ template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
 Tensor& Tensor::requires_grad_(bool on) {
   SELFSUP_CHECK(!on || is_floating(dtype()), "requires_grad_: only floating tensors can ",
                 "require grad, this one is ", dtype_name(dtype()));
-  SELFSUP_CHECK(is_leaf(), "requires_grad_: can only be set on a leaf tensor; use detach() to "
+  SELFSUP_CHECK(is_leaf(),
+                "requires_grad_: can only be set on a leaf tensor; use detach() to "
                 "make one from the output of an op");
   checked()->requires_grad = on;
   return *this;

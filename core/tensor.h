@@ -48,11 +48,23 @@ struct TensorOptions {
   bool requires_grad_ = false;
 
   TensorOptions() = default;
-  TensorOptions(DType d) : dtype_(d) {}   // NOLINT: implicit, as in PyTorch
-  TensorOptions(Device d) : device_(d) {} // NOLINT
-  TensorOptions dtype(DType d) const { auto o = *this; o.dtype_ = d; return o; }
-  TensorOptions device(Device d) const { auto o = *this; o.device_ = d; return o; }
-  TensorOptions requires_grad(bool r = true) const { auto o = *this; o.requires_grad_ = r; return o; }
+  TensorOptions(DType d) : dtype_(d) {}    // NOLINT: implicit, as in PyTorch
+  TensorOptions(Device d) : device_(d) {}  // NOLINT
+  TensorOptions dtype(DType d) const {
+    auto o = *this;
+    o.dtype_ = d;
+    return o;
+  }
+  TensorOptions device(Device d) const {
+    auto o = *this;
+    o.device_ = d;
+    return o;
+  }
+  TensorOptions requires_grad(bool r = true) const {
+    auto o = *this;
+    o.requires_grad_ = r;
+    return o;
+  }
 };
 
 class Tensor {
@@ -94,7 +106,9 @@ class Tensor {
   // The value of a one-element tensor, converted to double (copied from the device if needed).
   double item() const;
   template <typename T>
-  T item() const { return static_cast<T>(item()); }
+  T item() const {
+    return static_cast<T>(item());
+  }
   // All elements in row-major order (any strides), converted to T; device tensors are copied
   // to the host first.
   template <typename T>
@@ -197,7 +211,8 @@ Tensor eye(int64_t n, TensorOptions opts = {});
 Tensor randperm(int64_t n, Generator* gen = nullptr);
 // Copies values into a new CPU tensor of the given shape (numel must match).
 template <typename T>
-Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opts = dtype_of<T>());
+Tensor from_vector(const std::vector<T>& values, const Shape& shape,
+                   TensorOptions opts = dtype_of<T>());
 // A 1-d tensor from a braced list: tensor({1.0f, 2.0f}).
 template <typename T>
 Tensor tensor(std::initializer_list<T> values, TensorOptions opts = dtype_of<T>()) {

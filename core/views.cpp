@@ -34,8 +34,8 @@ Shape infer_size(Shape shape, int64_t numel, const char* op, const Shape& from) 
                   shape_str(shape));
     shape[infer_at] = numel / known;
   }
-  SELFSUP_CHECK(shape_numel(shape) == numel, op, ": cannot view ", shape_str(from), " (",
-                numel, " elements) as ", shape_str(shape));
+  SELFSUP_CHECK(shape_numel(shape) == numel, op, ": cannot view ", shape_str(from), " (", numel,
+                " elements) as ", shape_str(shape));
   return shape;
 }
 
@@ -50,8 +50,8 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   int64_t tensor_numel = 1, view_numel = 1;
   for (int64_t d = static_cast<int64_t>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
-    bool chunk_ends = d == 0 || (old_shape[d - 1] != 1 &&
-                                 old_strides[d - 1] != tensor_numel * chunk_base_stride);
+    bool chunk_ends =
+        d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride);
     if (chunk_ends) {
       while (view_d >= 0 && (view_numel < tensor_numel || new_shape[view_d] == 1)) {
         new_strides[view_d] = view_numel * chunk_base_stride;
@@ -162,8 +162,8 @@ Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t s
 Tensor select(const Tensor& t, int64_t dim, int64_t index) {
   dim = normalize_dim(dim, t.dim(), "select");
   int64_t n = t.shape()[dim];
-  SELFSUP_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ",
-                dim, " of size ", n);
+  SELFSUP_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ", dim,
+                " of size ", n);
   if (index < 0) index += n;
   Shape shape = t.shape(), strides = t.strides();
   int64_t off = t.offset() + index * strides[dim];
@@ -180,7 +180,8 @@ Tensor expand(const Tensor& t, const Shape& shape) {
   for (size_t i = 0; i < shape.size(); ++i) {
     int64_t have = i < lead ? 1 : t.shape()[i - lead];
     if (target[i] == -1) {
-      SELFSUP_CHECK(i >= lead, "expand: -1 not allowed for a new leading dim in ", shape_str(shape));
+      SELFSUP_CHECK(i >= lead, "expand: -1 not allowed for a new leading dim in ",
+                    shape_str(shape));
       target[i] = have;
     }
     SELFSUP_CHECK(have == target[i] || have == 1, "expand: cannot expand ", shape_str(t.shape()),
@@ -231,22 +232,25 @@ void copy_cpu(Tensor& dst, const Tensor& src) {
   const S* s = static_cast<const S*>(src.storage().data());
   Shape sstrides = broadcast_strides(src.shape(), src.strides(), dst.shape());
   std::array<const Shape*, 2> strides = {&dst.strides(), &sstrides};
-  for_each_run<2>(dst.shape(), strides, {dst.offset(), src.offset()},
-                  [&](const std::array<int64_t, 2>& off, int64_t n,
-                      const std::array<int64_t, 2>& step) {
-                    D* dp = d + off[0];
-                    const S* sp = s + off[1];
-                    if (step[0] == 1 && step[1] == 1 && std::is_same_v<D, S>) {
-                      std::memcpy(dp, sp, n * sizeof(D));
-                      return;
-                    }
-                    for (int64_t i = 0; i < n; ++i) dp[i * step[0]] = static_cast<D>(sp[i * step[1]]);
-                  });
+  for_each_run<2>(
+      dst.shape(), strides, {dst.offset(), src.offset()},
+      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& step) {
+        D* dp = d + off[0];
+        const S* sp = s + off[1];
+        if (step[0] == 1 && step[1] == 1 && std::is_same_v<D, S>) {
+          std::memcpy(dp, sp, n * sizeof(D));
+          return;
+        }
+        for (int64_t i = 0; i < n; ++i)
+          dp[i * step[0]] = static_cast<D>(sp[i * step[1]]);
+      });
 }
 
 }  // namespace
 
-void set_device_copy(DeviceCopyFn fn) { g_device_copy = fn; }
+void set_device_copy(DeviceCopyFn fn) {
+  g_device_copy = fn;
+}
 void set_strided_copy(StridedCopyFn fn) {
   g_strided_copy = fn;
 }
@@ -276,9 +280,8 @@ void copy_(Tensor& dst, const Tensor& src) {
   dst.bump_version();
   if (dst.device().is_cpu() && src.device().is_cpu()) {
     dispatch_dtype(dst.dtype(), [&](auto dtag) {
-      dispatch_dtype(src.dtype(), [&](auto stag) {
-        copy_cpu<decltype(dtag), decltype(stag)>(dst, src);
-      });
+      dispatch_dtype(src.dtype(),
+                     [&](auto stag) { copy_cpu<decltype(dtag), decltype(stag)>(dst, src); });
     });
     return;
   }
@@ -289,8 +292,8 @@ void copy_(Tensor& dst, const Tensor& src) {
     return;
   }
   // Across devices: bytes only, so both sides must be contiguous, same dtype and shape.
-  SELFSUP_CHECK(dst.dtype() == src.dtype() && dst.shape() == src.shape() &&
-                    dst.is_contiguous() && src.is_contiguous(),
+  SELFSUP_CHECK(dst.dtype() == src.dtype() && dst.shape() == src.shape() && dst.is_contiguous() &&
+                    src.is_contiguous(),
                 "copy_: a copy between ", src.device().str(), " and ", dst.device().str(),
                 " needs contiguous tensors of one dtype and shape");
   copy_bytes(dst.raw_data_ptr(), dst.device(), src.raw_data_ptr(), src.device(),
@@ -308,7 +311,9 @@ Tensor clone(const Tensor& t) {
   return out;
 }
 
-Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
+Tensor contiguous(const Tensor& t) {
+  return t.is_contiguous() ? t : clone(t);
+}
 
 Tensor to_dtype(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype && t.is_contiguous()) return t;

@@ -7,7 +7,9 @@
 using namespace selfsup;
 
 namespace {
-std::vector<double> vec(const Tensor& t) { return t.to_vector<double>(); }
+std::vector<double> vec(const Tensor& t) {
+  return t.to_vector<double>();
+}
 Tensor leaf(std::vector<double> v, Shape s) {
   return from_vector<double>(v, s).requires_grad_();
 }
@@ -128,7 +130,8 @@ TEST(Autograd, NonScalarBackwardNeedsAGradient) {
 TEST(Autograd, LongChainsDoNotOverflowTheStack) {
   Tensor x = leaf({1.0}, {1});
   Tensor y = x;
-  for (int i = 0; i < 5000; ++i) y = y * 1.0001;
+  for (int i = 0; i < 5000; ++i)
+    y = y * 1.0001;
   y.sum().backward();
   EXPECT_NEAR(x.grad().item(), std::pow(1.0001, 5000), 1e-9);
 }
@@ -144,7 +147,8 @@ TEST(Autograd, ComposedExpressionMatchesHandDerivedGradient) {
   for (int i = 0; i < 2; ++i) {
     double d = 2 * sv[i] * sv[i] * (1 - sv[i]);
     EXPECT_NEAR(gb[i], d, 1e-12);
-    for (int j = 0; j < 3; ++j) EXPECT_NEAR(gw[i * 3 + j], d * xv[j], 1e-12);
+    for (int j = 0; j < 3; ++j)
+      EXPECT_NEAR(gw[i * 3 + j], d * xv[j], 1e-12);
   }
 }
 

@@ -46,8 +46,10 @@ Tensor make_input(const InputSpec& s, Generator& gen) {
     int64_t c = t.shape().back();
     for (int64_t r = 0; r < t.numel() / c; ++r) {
       double total = 0;
-      for (int64_t j = 0; j < c; ++j) total += (p[r * c + j] = std::exp(p[r * c + j]));
-      for (int64_t j = 0; j < c; ++j) p[r * c + j] /= total;
+      for (int64_t j = 0; j < c; ++j)
+        total += (p[r * c + j] = std::exp(p[r * c + j]));
+      for (int64_t j = 0; j < c; ++j)
+        p[r * c + j] /= total;
     }
   }
   if (s.transposed) t = raw::transpose(t, -1, -2);
@@ -55,10 +57,18 @@ Tensor make_input(const InputSpec& s, Generator& gen) {
   return t;
 }
 
-InputSpec in(Shape s, Dist d = Dist::Normal) { return {std::move(s), d}; }
-InputSpec tr(Shape s, Dist d = Dist::Normal) { return {std::move(s), d, true}; }
-InputSpec idx(Shape s, int64_t high) { return {std::move(s), Dist::Index, false, false, high}; }
-InputSpec fixed(Shape s, Dist d = Dist::Normal) { return {std::move(s), d, false, false}; }
+InputSpec in(Shape s, Dist d = Dist::Normal) {
+  return {std::move(s), d};
+}
+InputSpec tr(Shape s, Dist d = Dist::Normal) {
+  return {std::move(s), d, true};
+}
+InputSpec idx(Shape s, int64_t high) {
+  return {std::move(s), Dist::Index, false, false, high};
+}
+InputSpec fixed(Shape s, Dist d = Dist::Normal) {
+  return {std::move(s), d, false, false};
+}
 
 using V = const std::vector<Tensor>&;
 
@@ -210,7 +220,8 @@ TEST_P(OpTable, GradcheckFloat64) {
   const OpCase& c = GetParam();
   Generator gen(2024);
   std::vector<Tensor> inputs;
-  for (const InputSpec& s : c.inputs) inputs.push_back(make_input(s, gen));
+  for (const InputSpec& s : c.inputs)
+    inputs.push_back(make_input(s, gen));
   GradcheckResult r = gradcheck(c.fn, inputs);
   EXPECT_TRUE(r.ok) << c.name << ": " << r.message;
 }
@@ -343,9 +354,8 @@ TEST(Gradcheck, CatchesAWrongGradient) {
   auto bad = [](V x) {
     Tensor out = raw::clone(x[0]);
     Tensor scaled = mul(out.detach(), 3.0);
-    return record(scaled, "bad", {x[0]}, [](const Tensor& g) {
-      return std::vector<Tensor>{mul(g, 2.0)};
-    });
+    return record(scaled, "bad", {x[0]},
+                  [](const Tensor& g) { return std::vector<Tensor>{mul(g, 2.0)}; });
   };
   Tensor x = randn({4}, kFloat64).requires_grad_();
   GradcheckResult r = gradcheck(bad, {x});

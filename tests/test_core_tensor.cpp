@@ -108,8 +108,10 @@ TEST(Random, PhiloxIsCounterBasedAndSeeded) {
   Tensor n = randn({20000}, kFloat64, &g3);
   auto vn = n.to_vector<double>();
   double m = 0, s = 0;
-  for (double x : vn) m += x / vn.size();
-  for (double x : vn) s += (x - m) * (x - m) / vn.size();
+  for (double x : vn)
+    m += x / vn.size();
+  for (double x : vn)
+    s += (x - m) * (x - m) / vn.size();
   EXPECT_NEAR(m, 0.0, 0.03);
   EXPECT_NEAR(s, 1.0, 0.05);
 }
@@ -128,7 +130,8 @@ TEST(Random, RandpermIsAPermutation) {
   auto p = randperm(100, &g).to_vector<int64_t>();
   std::vector<int64_t> sorted = p;
   std::sort(sorted.begin(), sorted.end());
-  for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(sorted[i], i);
+  for (int64_t i = 0; i < 100; ++i)
+    EXPECT_EQ(sorted[i], i);
 }
 
 TEST(Tensor, PrintsShapeAndDtype) {

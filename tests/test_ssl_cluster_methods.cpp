@@ -509,9 +509,7 @@ TEST(DeepCluster, MisuseIsAOneLineError) {
 
 // ============================================================================= end to end
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 class ClusterMethod : public ::testing::TestWithParam<std::string> {};
 

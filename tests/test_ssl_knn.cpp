@@ -18,7 +18,8 @@ void clusters(int64_t n, int64_t c, int64_t d, uint64_t seed, Tensor& x, Tensor&
   float* p = x.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i) {
     labels[i] = i % c;
-    for (int64_t j = 0; j < d; ++j) p[i * d + j] *= 0.1f;
+    for (int64_t j = 0; j < d; ++j)
+      p[i * d + j] *= 0.1f;
     p[i * d + labels[i]] += 1.0f;
   }
   y = from_vector(labels, {n});
@@ -48,9 +49,11 @@ TEST(Knn, MatchesABruteForceVoteOnOneSample) {
   Tensor xtr = from_vector<float>({1, 0, 0.9f, 0.1f, 0.8f, 0.3f, -1, 0, 0, 1}, {5, 2});
   Tensor ytr = from_vector<int64_t>({1, 1, 0, 2, 2}, {5});
   Tensor xte = from_vector<float>({1, 0.05f}, {1, 2});
-  EXPECT_DOUBLE_EQ(ssl::knn_accuracy(xtr, ytr, xte, from_vector<int64_t>({1}, {1}), 3, {3, 0.1, 4}), 1.0);
+  EXPECT_DOUBLE_EQ(ssl::knn_accuracy(xtr, ytr, xte, from_vector<int64_t>({1}, {1}), 3, {3, 0.1, 4}),
+                   1.0);
   // With k = 1 and a label 0 answer expected, the vote says 1: accuracy 0.
-  EXPECT_DOUBLE_EQ(ssl::knn_accuracy(xtr, ytr, xte, from_vector<int64_t>({0}, {1}), 3, {1, 0.1, 4}), 0.0);
+  EXPECT_DOUBLE_EQ(ssl::knn_accuracy(xtr, ytr, xte, from_vector<int64_t>({0}, {1}), 3, {1, 0.1, 4}),
+                   0.0);
 }
 
 TEST(Knn, BadLabelsAreRefused) {
@@ -75,7 +78,8 @@ TEST(Collapse, ConstantAndRankOneEmbeddingsAreFlagged) {
   std::vector<float> line(100 * 16);
   auto tv = t.to_vector<float>();
   for (int i = 0; i < 100; ++i)
-    for (int j = 0; j < 16; ++j) line[i * 16 + j] = 1.0f + 0.5f * tv[i] * (j + 1);
+    for (int j = 0; j < 16; ++j)
+      line[i * 16 + j] = 1.0f + 0.5f * tv[i] * (j + 1);
   ssl::CollapseStats s = ssl::collapse_stats(from_vector(line, {100, 16}));
   EXPECT_LT(s.effective_rank, 1.5);
   EXPECT_TRUE(s.collapsed);

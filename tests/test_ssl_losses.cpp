@@ -15,20 +15,24 @@ Mat to_mat(const Tensor& t) {
   auto v = t.to_vector<double>();
   Mat m(t.size(0), std::vector<double>(t.size(1)));
   for (int64_t i = 0; i < t.size(0); ++i)
-    for (int64_t j = 0; j < t.size(1); ++j) m[i][j] = v[i * t.size(1) + j];
+    for (int64_t j = 0; j < t.size(1); ++j)
+      m[i][j] = v[i * t.size(1) + j];
   return m;
 }
 
 std::vector<double> unit(std::vector<double> r) {
   double n = 0;
-  for (double x : r) n += x * x;
-  for (double& x : r) x /= std::sqrt(n);
+  for (double x : r)
+    n += x * x;
+  for (double& x : r)
+    x /= std::sqrt(n);
   return r;
 }
 
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  for (size_t i = 0; i < a.size(); ++i)
+    s += a[i] * b[i];
   return s;
 }
 
@@ -39,8 +43,10 @@ Tensor rnd(Shape s, uint64_t seed) {
 
 double nt_xent_reference(const Mat& z1, const Mat& z2, double t) {
   Mat z;
-  for (auto& r : z1) z.push_back(unit(r));
-  for (auto& r : z2) z.push_back(unit(r));
+  for (auto& r : z1)
+    z.push_back(unit(r));
+  for (auto& r : z2)
+    z.push_back(unit(r));
   size_t m = z.size(), n = z1.size();
   double total = 0;
   for (size_t i = 0; i < m; ++i) {
@@ -58,9 +64,12 @@ Mat standardise(const Mat& z, double eps) {
   size_t n = z.size(), d = z[0].size();
   for (size_t j = 0; j < d; ++j) {
     double mu = 0, var = 0;
-    for (size_t i = 0; i < n; ++i) mu += z[i][j] / n;
-    for (size_t i = 0; i < n; ++i) var += (z[i][j] - mu) * (z[i][j] - mu) / n;
-    for (size_t i = 0; i < n; ++i) out[i][j] = (z[i][j] - mu) / std::sqrt(var + eps);
+    for (size_t i = 0; i < n; ++i)
+      mu += z[i][j] / n;
+    for (size_t i = 0; i < n; ++i)
+      var += (z[i][j] - mu) * (z[i][j] - mu) / n;
+    for (size_t i = 0; i < n; ++i)
+      out[i][j] = (z[i][j] - mu) / std::sqrt(var + eps);
   }
   return out;
 }
@@ -87,7 +96,8 @@ TEST(Losses, InfoNceMatchesReference) {
   for (size_t i = 0; i < qm.size(); ++i) {
     auto qi = unit(qm[i]);
     double pos = dot(qi, unit(km[i])) / t, denom = std::exp(pos);
-    for (auto& r : qu) denom += std::exp(dot(qi, unit(r)) / t);
+    for (auto& r : qu)
+      denom += std::exp(dot(qi, unit(r)) / t);
     expect += (std::log(denom) - pos) / qm.size();
   }
   EXPECT_NEAR(ssl::info_nce_loss(q, k, queue, t).item(), expect, 1e-10);
@@ -100,7 +110,8 @@ TEST(Losses, ByolAndSimSiamUseCosineAndStopGradient) {
   Tensor p = rnd({4, 5}, 8), z = rnd({4, 5}, 9);
   Mat pm = to_mat(p), zm = to_mat(z);
   double cos = 0;
-  for (size_t i = 0; i < pm.size(); ++i) cos += dot(unit(pm[i]), unit(zm[i])) / pm.size();
+  for (size_t i = 0; i < pm.size(); ++i)
+    cos += dot(unit(pm[i]), unit(zm[i])) / pm.size();
   EXPECT_NEAR(ssl::byol_loss(p, z).item(), 2 - 2 * cos, 1e-12);
   EXPECT_NEAR(ssl::simsiam_loss(p, z).item(), -cos, 1e-12);
   ssl::simsiam_loss(p, z).backward();
@@ -115,7 +126,8 @@ TEST(Losses, BarlowTwinsMatchesReference) {
   for (size_t i = 0; i < 3; ++i)
     for (size_t j = 0; j < 3; ++j) {
       double c = 0;
-      for (size_t n = 0; n < 7; ++n) c += a[n][i] * b[n][j] / 7;
+      for (size_t n = 0; n < 7; ++n)
+        c += a[n][i] * b[n][j] / 7;
       expect += i == j ? (1 - c) * (1 - c) : lambda * c * c;
     }
   EXPECT_NEAR(ssl::barlow_twins_loss(z1, z2, lambda).item(), expect, 1e-9);
@@ -126,20 +138,25 @@ TEST(Losses, VicregTermsMatchReference) {
   Mat a = to_mat(z1), b = to_mat(z2);
   double inv = 0;
   for (size_t n = 0; n < 6; ++n)
-    for (size_t j = 0; j < 4; ++j) inv += (a[n][j] - b[n][j]) * (a[n][j] - b[n][j]) / 24;
+    for (size_t j = 0; j < 4; ++j)
+      inv += (a[n][j] - b[n][j]) * (a[n][j] - b[n][j]) / 24;
   auto var_cov = [](const Mat& z, double& hinge, double& cov) {
     size_t n = z.size(), d = z[0].size();
     std::vector<double> mu(d, 0);
     for (size_t j = 0; j < d; ++j)
-      for (size_t i = 0; i < n; ++i) mu[j] += z[i][j] / n;
+      for (size_t i = 0; i < n; ++i)
+        mu[j] += z[i][j] / n;
     hinge = 0;
     cov = 0;
     for (size_t j = 0; j < d; ++j)
       for (size_t k = 0; k < d; ++k) {
         double c = 0;
-        for (size_t i = 0; i < n; ++i) c += (z[i][j] - mu[j]) * (z[i][k] - mu[k]) / (n - 1);
-        if (j == k) hinge += std::max(0.0, 1 - std::sqrt(c + 1e-4)) / d;
-        else cov += c * c / d;
+        for (size_t i = 0; i < n; ++i)
+          c += (z[i][j] - mu[j]) * (z[i][k] - mu[k]) / (n - 1);
+        if (j == k)
+          hinge += std::max(0.0, 1 - std::sqrt(c + 1e-4)) / d;
+        else
+          cov += c * c / d;
       }
   };
   double ha, ca, hb, cb;

@@ -253,21 +253,27 @@ TEST(Cli, TrainResumeAndEvalThroughTheBinary) {
   const std::string bin = selfsup_binary();
   if (bin.empty()) GTEST_SKIP() << "the selfsup binary is not built next to the tests";
   std::string run = temp_dir("cli");
-  std::string common = " --method simclr --subset 64 --batch-size 32 --width 0.5 --proj-hidden 64"
-                       " --proj-dim 32 --knn-train 64 --knn-test 64 --knn-k 5 --workers 1";
+  std::string common =
+      " --method simclr --subset 64 --batch-size 32 --width 0.5 --proj-hidden 64"
+      " --proj-dim 32 --knn-train 64 --knn-test 64 --knn-k 5 --workers 1";
   std::string log = run + ".log";
-  ASSERT_EQ(std::system((bin + " train --epochs 1 --out " + run + common + " > " + log + " 2>&1").c_str()), 0);
+  ASSERT_EQ(std::system(
+                (bin + " train --epochs 1 --out " + run + common + " > " + log + " 2>&1").c_str()),
+            0);
   EXPECT_TRUE(fs::exists(run + "/config.json"));
   EXPECT_TRUE(fs::exists(run + "/config.toml"));
-  ASSERT_EQ(std::system((bin + " train --resume " + run + " --epochs 2 >> " + log + " 2>&1").c_str()), 0);
+  ASSERT_EQ(
+      std::system((bin + " train --resume " + run + " --epochs 2 >> " + log + " 2>&1").c_str()), 0);
   EXPECT_EQ(metrics(run).size(), 2u);
   // The resolved configuration works as a config file for a new run.
   std::string run2 = temp_dir("cli2");
   ASSERT_EQ(std::system((bin + " train --config " + run + "/config.toml --epochs 1 --out " + run2 +
-                         " >> " + log + " 2>&1").c_str()),
+                         " >> " + log + " 2>&1")
+                            .c_str()),
             0);
   // A bad value is one line and a non-zero exit.
-  EXPECT_NE(std::system((bin + " train --epochs 0 --out " + run2 + " >> " + log + " 2>&1").c_str()), 0);
+  EXPECT_NE(std::system((bin + " train --epochs 0 --out " + run2 + " >> " + log + " 2>&1").c_str()),
+            0);
   fs::remove_all(run);
   fs::remove_all(run2);
   fs::remove(log);

@@ -9,11 +9,33 @@
 namespace selfsup::cpu {
 
 enum class UnaryOp {
-  Neg, Exp, Log, Sqrt, Abs, Relu, Gelu, Sigmoid, Tanh, Square, Reciprocal, Sign,
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Abs,
+  Relu,
+  Gelu,
+  Sigmoid,
+  Tanh,
+  Square,
+  Reciprocal,
+  Sign,
 };
 enum class BinaryOp {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,  // arithmetic: out dtype = input dtype
-  Eq, Ne, Lt, Le, Gt, Ge,                     // comparisons: out may be uint8 or float
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Maximum,
+  Minimum,  // arithmetic: out dtype = input dtype
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,  // comparisons: out may be uint8 or float
 };
 
 const char* unary_op_name(UnaryOp op);
@@ -35,9 +57,9 @@ void fill(Tensor& out, double value);
 
 // Backward helpers: grad_x = grad_y * f'(.) written in one pass.
 void relu_backward(const Tensor& grad_y, const Tensor& x, Tensor& grad_x);
-void gelu_backward(const Tensor& grad_y, const Tensor& x, Tensor& grad_x);  // exact erf GELU
+void gelu_backward(const Tensor& grad_y, const Tensor& x, Tensor& grad_x);     // exact erf GELU
 void sigmoid_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x);  // y = sigmoid(x)
-void tanh_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x);      // y = tanh(x)
+void tanh_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x);     // y = tanh(x)
 // grad_x = grad_y where lo <= x <= hi, else 0.
 void clamp_backward(const Tensor& grad_y, const Tensor& x, double lo, double hi, Tensor& grad_x);
 

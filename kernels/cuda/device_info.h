@@ -16,16 +16,18 @@ struct GpuInfo {
 };
 
 struct DeviceReport {
-  bool compiled = true;        // was the CUDA backend built in?
-  int runtime_version = 0;     // e.g. 13000
-  int driver_version = 0;      // 0 when no driver is installed
-  std::vector<GpuInfo> gpus;   // empty when none is usable
-  std::string reason;          // why gpus is empty, in words
+  bool compiled = true;       // was the CUDA backend built in?
+  int runtime_version = 0;    // e.g. 13000
+  int driver_version = 0;     // 0 when no driver is installed
+  std::vector<GpuInfo> gpus;  // empty when none is usable
+  std::string reason;         // why gpus is empty, in words
 };
 
 DeviceReport query_devices();
 
 // True when this build has CUDA and at least one GPU answers.
-inline bool gpu_available() { return !query_devices().gpus.empty(); }
+inline bool gpu_available() {
+  return !query_devices().gpus.empty();
+}
 
 }  // namespace selfsup::cuda

@@ -22,9 +22,9 @@
 //  2. strided: anything else (broadcast, transposed, narrowed, expanded). Each thread turns its
 //     flat row-major index i into one element offset per operand with a div/mod per dim. The
 //     shape and strides travel by value as a kernel argument (Walk<K>, kernels/cuda/strided.cuh),
-//     simplified on the host first: size-1 dims dropped, and neighbouring dims that every operand walks as
-//     one fused, so a broadcast [N, C, H, W] + [C, 1, 1] is a 3-dim walk and a transposed 2-d
-//     tensor is a 2-dim one. All index math is 64-bit.
+//     simplified on the host first: size-1 dims dropped, and neighbouring dims that every operand
+//     walks as one fused, so a broadcast [N, C, H, W] + [C, 1, 1] is a 3-dim walk and a transposed
+//     2-d tensor is a 2-dim one. All index math is 64-bit.
 // The op itself is a small functor holding the op code (a switch inside it is uniform across the
 // grid, so costs no divergence): one kernel per dtype combination rather than per op.
 #include <cuda_runtime.h>
@@ -483,8 +483,8 @@ void launch_map2(const char* op, Tensor& out, const Tensor& a, const Tensor& b, 
   } else {
     const Walk<3> s =
         simplify_walk<3>(op, shape,
-                    {out.strides(), broadcast_strides(a.shape(), a.strides(), shape),
-                     broadcast_strides(b.shape(), b.strides(), shape)});
+                         {out.strides(), broadcast_strides(a.shape(), a.strides(), shape),
+                          broadcast_strides(b.shape(), b.strides(), shape)});
     map2_strided<<<grid_for(n), kThreads>>>(po, pa, pb, s, n, f);
   }
   check_launch(op);
@@ -506,9 +506,9 @@ void launch_map3(const char* op, Tensor& out, const Tensor& c, const Tensor& a, 
   } else {
     const Walk<4> s =
         simplify_walk<4>(op, shape,
-                    {out.strides(), broadcast_strides(c.shape(), c.strides(), shape),
-                     broadcast_strides(a.shape(), a.strides(), shape),
-                     broadcast_strides(b.shape(), b.strides(), shape)});
+                         {out.strides(), broadcast_strides(c.shape(), c.strides(), shape),
+                          broadcast_strides(a.shape(), a.strides(), shape),
+                          broadcast_strides(b.shape(), b.strides(), shape)});
     map3_strided<<<grid_for(n), kThreads>>>(po, pc, pa, pb, s, n, f);
   }
   check_launch(op);

@@ -24,7 +24,9 @@ void check(int status, const char* what) {
 }
 void check_launch(const char*) {}
 void register_backend() {}
-AllocatorStats allocator_stats() { return {}; }
+AllocatorStats allocator_stats() {
+  return {};
+}
 void empty_cache() {}
 PinnedStats pinned_stats() {
   return {};

@@ -54,8 +54,8 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/runtime.h"
-#include "kernels/out_buffer.h"
 #include "kernels/norm_plan.h"
+#include "kernels/out_buffer.h"
 
 namespace selfsup::cuda {
 

@@ -28,7 +28,9 @@ void check(int status, const char* what) {
               cudaGetErrorString(static_cast<cudaError_t>(status)));
 }
 
-void check_launch(const char* what) { check(cudaGetLastError(), what); }
+void check_launch(const char* what) {
+  check(cudaGetLastError(), what);
+}
 
 namespace {
 
@@ -113,7 +115,9 @@ void* device_malloc(size_t size) {
   check(cudaMalloc(&p, size), "cudaMalloc");
   return p;
 }
-void device_free(void* p) { cudaFree(p); }
+void device_free(void* p) {
+  cudaFree(p);
+}
 
 // Pinned host memory for the data loader's batches: cudaHostAlloc page-locks memory and costs
 // far more than malloc (it maps the pages for the GPU), so freed blocks are cached as on the
@@ -124,7 +128,9 @@ void* pinned_malloc(size_t size) {
   check(cudaHostAlloc(&p, size, cudaHostAllocDefault), "cudaHostAlloc");
   return p;
 }
-void pinned_free(void* p) { cudaFreeHost(p); }
+void pinned_free(void* p) {
+  cudaFreeHost(p);
+}
 
 CachingAllocator& allocator() {
   // Never destroyed: outlives every tensor.
@@ -144,7 +150,9 @@ void device_copy(void* dst, Device dst_device, const void* src, Device src_devic
 }
 
 // full / zeros / ones on the device: the element-wise fill kernel, no host buffer.
-void device_fill(Tensor& t, double value) { cuda::fill(t, value); }
+void device_fill(Tensor& t, double value) {
+  cuda::fill(t, value);
+}
 
 }  // namespace
 
@@ -163,7 +171,9 @@ AllocatorStats allocator_stats() {
   const CachingAllocator::Stats s = allocator().stats();
   return {s.bytes_in_use, s.bytes_cached, s.raw_allocs};
 }
-void empty_cache() { allocator().empty(); }
+void empty_cache() {
+  allocator().empty();
+}
 PinnedStats pinned_stats() {
   const CachingAllocator::Stats s = pinned_allocator().stats();
   return {s.bytes_in_use, s.bytes_cached, s.raw_allocs};

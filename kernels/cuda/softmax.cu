@@ -50,9 +50,9 @@
 #include "core/shape.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/runtime.h"
-#include "kernels/out_buffer.h"
 #include "kernels/cuda/softmax.h"
 #include "kernels/cuda/softmax_xent.h"
+#include "kernels/out_buffer.h"
 #include "kernels/softmax_plan.h"
 
 namespace selfsup::cuda {

@@ -27,11 +27,11 @@ struct Image {
 class AugRng {
  public:
   AugRng(uint64_t seed, uint64_t epoch, uint64_t sample, uint64_t view);
-  float uniform();                        // [0, 1)
-  float uniform(float lo, float hi);      // [lo, hi)
+  float uniform();                          // [0, 1)
+  float uniform(float lo, float hi);        // [lo, hi)
   int64_t randint(int64_t lo, int64_t hi);  // [lo, hi)
-  bool bernoulli(float p);                // true with probability p
-  float normal();                         // standard normal
+  bool bernoulli(float p);                  // true with probability p
+  float normal();                           // standard normal
 
  private:
   uint32_t next_u32();

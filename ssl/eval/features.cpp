@@ -22,7 +22,8 @@ Tensor images_as_float(const data::Dataset& dataset, int64_t first, int64_t coun
   float* dst = out.data_ptr<float>();
   const int64_t n = out.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] * (1.0f / 255.0f);
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = src[i] * (1.0f / 255.0f);
   return out;
 }
 

@@ -11,8 +11,9 @@ namespace selfsup::ssl {
 namespace {
 
 void check_pair(const char* op, const Tensor& a, const Tensor& b) {
-  SELFSUP_CHECK(a.dim() == 2 && a.shape() == b.shape(), op, ": the two views must be [N, D] of one ",
-                "shape, got ", shape_str(a.shape()), " and ", shape_str(b.shape()));
+  SELFSUP_CHECK(a.dim() == 2 && a.shape() == b.shape(), op,
+                ": the two views must be [N, D] of one ", "shape, got ", shape_str(a.shape()),
+                " and ", shape_str(b.shape()));
 }
 
 // Row-wise cosine similarity of two [N, D] batches: [N].
@@ -36,12 +37,13 @@ Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
   check_pair("nt_xent_loss", z1, z2);
   SELFSUP_CHECK(temperature > 0, "nt_xent_loss: temperature must be positive, got ", temperature);
   int64_t n = z1.size(0);
-  Tensor z = normalize(cat({z1, z2}, 0), 1);                    // [2N, D]
+  Tensor z = normalize(cat({z1, z2}, 0), 1);                           // [2N, D]
   Tensor sim = mul(matmul(z, transpose(z, 0, 1)), 1.0 / temperature);  // [2N, 2N]
   // A row's similarity with itself is never a candidate: -1e9 makes its softmax weight 0.
   Tensor self_mask = mul(eye(2 * n, like(z1)), -1e9);
   std::vector<int64_t> positives(2 * n);
-  for (int64_t i = 0; i < 2 * n; ++i) positives[i] = (i + n) % (2 * n);
+  for (int64_t i = 0; i < 2 * n; ++i)
+    positives[i] = (i + n) % (2 * n);
   return cross_entropy(add(sim, self_mask), from_vector(positives, {2 * n}, like(z1, kInt64)));
 }
 
@@ -51,8 +53,8 @@ Tensor info_nce_loss(const Tensor& q, const Tensor& k, const Tensor& queue, doub
                 shape_str(queue.shape()), " does not match queries ", shape_str(q.shape()));
   Tensor qn = normalize(q, 1);
   Tensor kn = normalize(k.detach(), 1), negatives = normalize(queue.detach(), 1);
-  Tensor positive = sum(mul(qn, kn), {1}, true);                 // [N, 1]
-  Tensor negative = matmul(qn, transpose(negatives, 0, 1));      // [N, K]
+  Tensor positive = sum(mul(qn, kn), {1}, true);             // [N, 1]
+  Tensor negative = matmul(qn, transpose(negatives, 0, 1));  // [N, K]
   Tensor logits = mul(cat({positive, negative}, 1), 1.0 / temperature);
   return cross_entropy(logits, zeros({q.size(0)}, like(q, kInt64)));
 }

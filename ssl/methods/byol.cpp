@@ -63,6 +63,8 @@ class BYOL : public Method {
 
 }  // namespace
 
-std::shared_ptr<Method> make_byol(const MethodOptions& o) { return std::make_shared<BYOL>(o); }
+std::shared_ptr<Method> make_byol(const MethodOptions& o) {
+  return std::make_shared<BYOL>(o);
+}
 
 }  // namespace selfsup::ssl

@@ -42,12 +42,19 @@ struct Entry {
 
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = {
-      {"simclr", make_simclr},   {"moco", make_moco},     {"byol", make_byol},
-      {"simsiam", make_simsiam}, {"barlow", make_barlow}, {"vicreg", make_vicreg},
+      {"simclr", make_simclr},
+      {"moco", make_moco},
+      {"byol", make_byol},
+      {"simsiam", make_simsiam},
+      {"barlow", make_barlow},
+      {"vicreg", make_vicreg},
       {"triplet", make_triplet},
-      {"rotnet", make_rotnet},   {"jigsaw", make_jigsaw}, {"dae", make_dae},
+      {"rotnet", make_rotnet},
+      {"jigsaw", make_jigsaw},
+      {"dae", make_dae},
       {"mae", make_mae},
-      {"swav", make_swav},       {"deepcluster", make_deepcluster},
+      {"swav", make_swav},
+      {"deepcluster", make_deepcluster},
   };
   return entries;
 }
@@ -56,7 +63,8 @@ const std::vector<Entry>& registry() {
 
 std::vector<std::string> method_names() {
   std::vector<std::string> names;
-  for (const Entry& e : registry()) names.push_back(e.name);
+  for (const Entry& e : registry())
+    names.push_back(e.name);
   return names;
 }
 
@@ -64,7 +72,8 @@ std::shared_ptr<Method> make_method(const std::string& name, const MethodOptions
   for (const Entry& e : registry())
     if (name == e.name) return e.make(options);
   std::string known;
-  for (const Entry& e : registry()) known += std::string(known.empty() ? "" : ", ") + e.name;
+  for (const Entry& e : registry())
+    known += std::string(known.empty() ? "" : ", ") + e.name;
   throw Error("make_method: unknown method '" + name + "' (known: " + known + ")");
 }
 

@@ -35,23 +35,23 @@ struct MethodOptions {
   double temperature = 0;  // 0: the method's default
   double momentum = 0.99;  // base EMA momentum of the target / key network (BYOL, MoCo)
   int64_t queue_size = 4096;
-  double lambda = 0;       // Barlow Twins' off-diagonal weight; 0: the paper's 0.0051
-  double margin = 0.5;     // triplet
+  double lambda = 0;    // Barlow Twins' off-diagonal weight; 0: the paper's 0.0051
+  double margin = 0.5;  // triplet
   double sim_weight = 25.0, var_weight = 25.0, cov_weight = 1.0;  // VICReg
-  int64_t image_size = 0;      // side of the square training images (set by the trainer; DAE)
-  int64_t jigsaw_classes = 0;  // Jigsaw: the first N permutations of the set; 0: 100
-  int64_t tile_jitter = 1;     // Jigsaw: largest random offset (px) of a tile in its cell
-  double mask_noise = 0.25;    // DAE: fraction of pixels set to 0 (masking noise)
-  double noise_std = 0.0;      // DAE: standard deviation of additive Gaussian noise
-  double mask_ratio = 0.75;  // MAE: fraction of each image's patches hidden from the encoder
-  bool norm_pix = true;      // MAE: targets normalised per patch (the paper's norm_pix_loss)
-  int64_t prototypes = 0;      // SwAV's prototype count (0: the method's default)
-  double sinkhorn_eps = 0;     // SwAV's Sinkhorn epsilon (0: 0.025)
-  int64_t sinkhorn_iters = 0;  // SwAV's Sinkhorn iterations (0: 3)
-  int64_t swav_queue = 0;      // SwAV's feature queue length (0: no queue)
+  int64_t image_size = 0;          // side of the square training images (set by the trainer; DAE)
+  int64_t jigsaw_classes = 0;      // Jigsaw: the first N permutations of the set; 0: 100
+  int64_t tile_jitter = 1;         // Jigsaw: largest random offset (px) of a tile in its cell
+  double mask_noise = 0.25;        // DAE: fraction of pixels set to 0 (masking noise)
+  double noise_std = 0.0;          // DAE: standard deviation of additive Gaussian noise
+  double mask_ratio = 0.75;        // MAE: fraction of each image's patches hidden from the encoder
+  bool norm_pix = true;            // MAE: targets normalised per patch (the paper's norm_pix_loss)
+  int64_t prototypes = 0;          // SwAV's prototype count (0: the method's default)
+  double sinkhorn_eps = 0;         // SwAV's Sinkhorn epsilon (0: 0.025)
+  int64_t sinkhorn_iters = 0;      // SwAV's Sinkhorn iterations (0: 3)
+  int64_t swav_queue = 0;          // SwAV's feature queue length (0: no queue)
   int64_t freeze_prototypes = -1;  // SwAV: epochs before the prototypes learn (-1: 1)
-  int64_t clusters = 0;        // DeepCluster's k (0: the method's default)
-  int64_t local_crops = -1;    // multi-crop local views of SwAV / DeepCluster (-1: the default)
+  int64_t clusters = 0;            // DeepCluster's k (0: the method's default)
+  int64_t local_crops = -1;        // multi-crop local views of SwAV / DeepCluster (-1: the default)
   uint64_t seed = 0;
 };
 
@@ -66,7 +66,7 @@ struct EpochContext {
 struct StepOutput {
   Tensor loss;                            // 0-d, differentiable
   std::map<std::string, double> metrics;  // extra numbers for the log (e.g. VICReg's terms)
-  Tensor embedding;                       // a detached [B, D] projection of view 0, for collapse checks
+  Tensor embedding;  // a detached [B, D] projection of view 0, for collapse checks
 };
 
 class Method : public nn::Module {
@@ -120,8 +120,12 @@ std::vector<std::string> method_names();
 
 // ---- helpers the methods share ----
 // A value, or `fallback` when it is 0 (an unset option).
-inline double or_default(double v, double fallback) { return v != 0 ? v : fallback; }
-inline int64_t or_default(int64_t v, int64_t fallback) { return v != 0 ? v : fallback; }
+inline double or_default(double v, double fallback) {
+  return v != 0 ? v : fallback;
+}
+inline int64_t or_default(int64_t v, int64_t fallback) {
+  return v != 0 ? v : fallback;
+}
 // Copies every parameter and buffer of `source` into `target` (same architecture) and freezes
 // target: the start of a momentum (target / key) network.
 void init_target(const nn::Module& source, nn::Module& target);

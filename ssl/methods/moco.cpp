@@ -32,7 +32,8 @@ class MoCo : public Method {
     init_target(*projector_, *key_projector_);
     SELFSUP_CHECK(o.queue_size > 0, "moco: queue size must be positive, got ", o.queue_size);
     // The queue starts as random unit vectors, as in the reference implementation.
-    queue_ = register_buffer("queue", normalize(randn({o.queue_size, dims.back()}, kFloat32, &gen_), 1));
+    queue_ =
+        register_buffer("queue", normalize(randn({o.queue_size, dims.back()}, kFloat32, &gen_), 1));
     queue_ptr_ = register_buffer("queue_ptr", zeros({1}, kInt64));
     temperature_ = or_default(o.temperature, 0.2);
   }
@@ -86,6 +87,8 @@ class MoCo : public Method {
 
 }  // namespace
 
-std::shared_ptr<Method> make_moco(const MethodOptions& o) { return std::make_shared<MoCo>(o); }
+std::shared_ptr<Method> make_moco(const MethodOptions& o) {
+  return std::make_shared<MoCo>(o);
+}
 
 }  // namespace selfsup::ssl

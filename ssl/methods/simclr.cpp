@@ -16,10 +16,10 @@ namespace {
 class SimCLR : public Method {
  public:
   explicit SimCLR(const MethodOptions& o) : Method("simclr", o) {
-    projector_ = register_module(
-        "projector", make_head({feature_dim(), or_default(o.proj_hidden, int64_t{512}),
-                                or_default(o.proj_dim, int64_t{128})},
-                               false, gen_));
+    projector_ = register_module("projector",
+                                 make_head({feature_dim(), or_default(o.proj_hidden, int64_t{512}),
+                                            or_default(o.proj_dim, int64_t{128})},
+                                           false, gen_));
     temperature_ = or_default(o.temperature, 0.5);
   }
 
@@ -42,6 +42,8 @@ class SimCLR : public Method {
 
 }  // namespace
 
-std::shared_ptr<Method> make_simclr(const MethodOptions& o) { return std::make_shared<SimCLR>(o); }
+std::shared_ptr<Method> make_simclr(const MethodOptions& o) {
+  return std::make_shared<SimCLR>(o);
+}
 
 }  // namespace selfsup::ssl

@@ -32,8 +32,8 @@ class SimSiam : public Method {
     Tensor p = predictor_->forward(z);
     Tensor z1 = narrow(z, 0, 0, n), z2 = narrow(z, 0, n, n);
     StepOutput out;
-    out.loss = mul(add(simsiam_loss(narrow(p, 0, 0, n), z2), simsiam_loss(narrow(p, 0, n, n), z1)),
-                   0.5);
+    out.loss =
+        mul(add(simsiam_loss(narrow(p, 0, 0, n), z2), simsiam_loss(narrow(p, 0, n, n), z1)), 0.5);
     out.embedding = z1.detach();
     return out;
   }

@@ -14,10 +14,10 @@ namespace {
 class Triplet : public Method {
  public:
   explicit Triplet(const MethodOptions& o) : Method("triplet", o) {
-    projector_ = register_module(
-        "projector", make_head({feature_dim(), or_default(o.proj_hidden, int64_t{512}),
-                                or_default(o.proj_dim, int64_t{128})},
-                               false, gen_));
+    projector_ = register_module("projector",
+                                 make_head({feature_dim(), or_default(o.proj_hidden, int64_t{512}),
+                                            or_default(o.proj_dim, int64_t{128})},
+                                           false, gen_));
   }
 
   std::string augment_preset() const override { return "simclr"; }
@@ -41,6 +41,8 @@ class Triplet : public Method {
 
 }  // namespace
 
-std::shared_ptr<Method> make_triplet(const MethodOptions& o) { return std::make_shared<Triplet>(o); }
+std::shared_ptr<Method> make_triplet(const MethodOptions& o) {
+  return std::make_shared<Triplet>(o);
+}
 
 }  // namespace selfsup::ssl

@@ -44,6 +44,8 @@ class VICReg : public Method {
 
 }  // namespace
 
-std::shared_ptr<Method> make_vicreg(const MethodOptions& o) { return std::make_shared<VICReg>(o); }
+std::shared_ptr<Method> make_vicreg(const MethodOptions& o) {
+  return std::make_shared<VICReg>(o);
+}
 
 }  // namespace selfsup::ssl

@@ -28,8 +28,7 @@ void ProgressBar::update(int64_t done, double loss, double views_per_second, dou
   int64_t decile = done * 10 / total_;
   if (!tty_ && decile == last_decile_ && done != total_) return;
   last_decile_ = decile;
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double eta = done > 0 ? elapsed * (total_ - done) / done : 0;
   constexpr int kWidth = 24;
   int filled = static_cast<int>(kWidth * done / total_);

@@ -28,8 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void check_device(const std::string& device) {
-  SELFSUP_CHECK(device == "auto" || device == "cpu" || device == "cuda",
-                "train: unknown device '", device, "' (cpu, cuda or auto)");
+  SELFSUP_CHECK(device == "auto" || device == "cpu" || device == "cuda", "train: unknown device '",
+                device, "' (cpu, cuda or auto)");
 }
 
 // The device to train on: --device cuda needs a GPU (an Error says why there is none);
@@ -61,8 +61,8 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
                                                  const std::vector<Tensor>& params) {
   double lr = c.lr * c.batch_size / 256.0;  // the linear scaling rule
   if (c.optimizer == "adamw")
-    return std::make_unique<optim::AdamW>(params, optim::AdamWOptions{lr, 0.9, 0.999, 1e-8,
-                                                                      c.weight_decay});
+    return std::make_unique<optim::AdamW>(
+        params, optim::AdamWOptions{lr, 0.9, 0.999, 1e-8, c.weight_decay});
   if (c.optimizer == "sgd")
     return std::make_unique<optim::SGD>(
         params, optim::SgdOptions{lr, c.momentum, 0.0, c.weight_decay, false});
@@ -132,8 +132,8 @@ class Trainer {
     c_.method_options.seed = c_.seed;
     method_ = make_method(c_.method, c_.method_options);
     method_->to(device_);  // before the optimizer, whose state follows the parameters
-    SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ",
-                  train_set_.name, " are ", train_set_.height(), "x", train_set_.width(),
+    SELFSUP_CHECK(train_set_.height() == train_set_.width(), "train: images of ", train_set_.name,
+                  " are ", train_set_.height(), "x", train_set_.width(),
                   "; square images are expected");
     auto recipes = data::make_recipes(
         method_->augment_preset(), train_set_.channels(), train_set_.height(), method_->num_views(),
@@ -225,7 +225,8 @@ class Trainer {
     s.loss += loss;
     s.steps += 1;
     s.views += views;
-    for (const auto& [k, v] : out.metrics) s.metrics[k] += v;
+    for (const auto& [k, v] : out.metrics)
+      s.metrics[k] += v;
     if (out.embedding.defined() && keep_embedding)
       s.embeddings.push_back(raw::to_device(raw::contiguous(out.embedding), kCPU));
   }
@@ -238,7 +239,8 @@ class Trainer {
                         {"views_per_s", s.views / std::max(s.seconds, 1e-9)},
                         {"seconds", s.seconds},
                         {"data_wait_fraction", s.data_wait_seconds / std::max(s.seconds, 1e-9)}};
-    for (const auto& [k, v] : s.metrics) j[k] = v / s.steps;
+    for (const auto& [k, v] : s.metrics)
+      j[k] = v / s.steps;
     if (!s.embeddings.empty()) {
       CollapseStats cs = collapse_stats(raw::to_dtype(cat(s.embeddings, 0), kFloat32));
       j["embedding_std"] = cs.mean_std;
@@ -282,8 +284,8 @@ class Trainer {
 
   void resume(const std::string& path) {
     nn::TrainingProgress p = nn::load_checkpoint(path, *method_, optimizer_.get());
-    SELFSUP_CHECK(p.method == c_.method, "train: checkpoint ", path, " was trained with ",
-                  p.method, ", not ", c_.method);
+    SELFSUP_CHECK(p.method == c_.method, "train: checkpoint ", path, " was trained with ", p.method,
+                  ", not ", c_.method);
     first_epoch_ = p.epoch;
     step_ = p.step;
     std::fprintf(stderr, "selfsup: resuming %s after epoch %lld (step %lld)\n", path.c_str(),
@@ -293,7 +295,8 @@ class Trainer {
   void report(const nlohmann::json& line) {
     std::fprintf(stderr, "selfsup: epoch %d: loss %.4f", line["epoch"].get<int>(),
                  line["loss"].get<double>());
-    if (line.contains("knn_top1")) std::fprintf(stderr, ", kNN top-1 %.2f%%", 100 * line["knn_top1"].get<double>());
+    if (line.contains("knn_top1"))
+      std::fprintf(stderr, ", kNN top-1 %.2f%%", 100 * line["knn_top1"].get<double>());
     if (line.contains("effective_rank"))
       std::fprintf(stderr, ", effective rank %.1f", line["effective_rank"].get<double>());
     std::fprintf(stderr, ", %.0f views/s, waited on data %.1f%% of the time\n",

@@ -1,6 +1,6 @@
 // `selfsup train`: trains an encoder without labels with one of the SSL methods.
 //
-//   selfsup train --method simclr --dataset fashion-mnist --model resnet-small --epochs 10 
+//   selfsup train --method simclr --dataset fashion-mnist --model resnet-small --epochs 10
 //                 --batch-size 256 --out runs/simclr
 //   selfsup train --config runs/simclr.toml --lr 2e-3     (flags override the file)
 //   selfsup train --resume runs/simclr --epochs 20        (continue, or extend, a run)
@@ -34,7 +34,8 @@ TrainArgs& args() {
 
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  for (const auto& n : names)
+    s += (s.empty() ? "" : ", ") + n;
   return s;
 }
 
@@ -47,7 +48,8 @@ void add_run_options(CLI::App& sub, ssl::TrainConfig& c) {
   sub.add_option("--model", c.method_options.model,
                  "encoder: resnet-small, resnet-small-wide, resnet18, resnet34, resnet50, vit-tiny")
       ->capture_default_str();
-  sub.add_option("--width", c.method_options.width, "encoder width multiplier")->capture_default_str();
+  sub.add_option("--width", c.method_options.width, "encoder width multiplier")
+      ->capture_default_str();
   sub.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
   sub.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
   sub.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
@@ -146,8 +148,8 @@ void run_train(CLI::App& sub) {
     std::ofstream(a.config.out + "/config.toml") << sub.config_to_str(true, false);  // resolved
   }
   ssl::TrainResult r = ssl::train(a.config, a.resume);
-  std::printf("trained %lld epochs in %.1f s; final loss %.4f", static_cast<long long>(r.epochs_done),
-              r.seconds, r.final_loss);
+  std::printf("trained %lld epochs in %.1f s; final loss %.4f",
+              static_cast<long long>(r.epochs_done), r.seconds, r.final_loss);
   if (r.knn_top1 >= 0) std::printf("; kNN top-1 %.2f%%", 100 * r.knn_top1);
   std::printf("\ncheckpoint: %s\n", r.checkpoint.c_str());
 }

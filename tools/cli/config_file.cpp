@@ -1,7 +1,7 @@
 #include "tools/cli/config_file.h"
 
-#include <cstdio>
 #include <toml++/toml.h>
+#include <cstdio>
 
 #include "core/error.h"
 
