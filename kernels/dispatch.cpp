@@ -1,8 +1,6 @@
 // The CPU/CUDA switch (see dispatch.h): check one device, call that backend.
 #include "kernels/dispatch.h"
 
-#include <algorithm>
-
 #include "core/views.h"
 #include "kernels/cpu/ema.h"
 #include "kernels/cpu/linalg.h"
@@ -178,16 +176,10 @@ struct GemmOperand {
   bool transposed = false;
 };
 
-// Whether a matrix view's rows are contiguous and do not overlap (an expanded view, row stride
-// 0, has every row at one address: gemm would read them as if packed one after another).
-bool rows_are_packed(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
-  return (col_stride == 1 || cols <= 1) && (rows <= 1 || row_stride >= std::max<int64_t>(cols, 1));
-}
-
 GemmOperand gemm_operand(const Tensor& t) {
   const int64_t d = t.dim(), r = t.size(d - 2), c = t.size(d - 1);
-  if (rows_are_packed(r, c, t.stride(d - 2), t.stride(d - 1))) return {t, false};
-  if (rows_are_packed(c, r, t.stride(d - 1), t.stride(d - 2)))
+  if (cuda::gemm_reads_in_place(r, c, t.stride(d - 2), t.stride(d - 1))) return {t, false};
+  if (cuda::gemm_reads_in_place(c, r, t.stride(d - 1), t.stride(d - 2)))
     return {raw::transpose(t, d - 2, d - 1), true};
   return {raw::contiguous(t), false};
 }

@@ -29,6 +29,17 @@ TEST(CudaGemmHost, Float4LoadsNeedAnAlignedBaseAndStridesOfFour) {
   EXPECT_FALSE(cuda::gemm_float4_ok(0x1000, 64, 4098));  // batch stride breaks alignment
 }
 
+TEST(CudaGemmHost, ReadsInPlaceOnlyContiguousRowsThatDoNotOverlap) {
+  EXPECT_TRUE(cuda::gemm_reads_in_place(4, 3, 3, 1));   // packed
+  EXPECT_TRUE(cuda::gemm_reads_in_place(4, 3, 8, 1));   // narrowed: gaps between rows
+  EXPECT_TRUE(cuda::gemm_reads_in_place(1, 3, 0, 1));   // one row: any row stride
+  EXPECT_TRUE(cuda::gemm_reads_in_place(4, 1, 1, 7));   // one column: any column stride
+  EXPECT_TRUE(cuda::gemm_reads_in_place(4, 0, 0, 1));   // rows of no columns
+  EXPECT_FALSE(cuda::gemm_reads_in_place(4, 3, 0, 1));  // expanded: every row at one address
+  EXPECT_FALSE(cuda::gemm_reads_in_place(4, 3, 2, 1));  // rows overlap
+  EXPECT_FALSE(cuda::gemm_reads_in_place(4, 3, 1, 4));  // a transposed view, columns contiguous
+}
+
 TEST(CudaGemmHost, DefaultIsAnFp32HandWrittenVersion) {
   EXPECT_GE(cuda::kGemmDefault, 1);
   EXPECT_LE(cuda::kGemmDefault, 6);  // 7 and 8 are TF32, 0 is cuBLAS

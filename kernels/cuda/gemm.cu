@@ -485,13 +485,11 @@ MatrixDesc describe(const char* name, const Tensor& t) {
   d.batch = t.dim() == 3 ? t.size(0) : 1;
   d.rows = t.size(-2);
   d.cols = t.size(-1);
-  SELFSUP_CHECK(t.stride(-1) == 1 || d.cols <= 1, "gemm: ", name, " ", shape_str(t.shape()),
-                " needs a contiguous last dimension, got strides ", shape_str(t.strides()));
-  // One row, or rows of no columns: any ld >= 1 reads the same. Otherwise the rows must not
-  // overlap: an expanded operand (row stride 0) is refused, not read as if packed.
+  SELFSUP_CHECK(gemm_reads_in_place(d.rows, d.cols, t.stride(-2), t.stride(-1)), "gemm: ", name,
+                " ", shape_str(t.shape()),
+                " needs contiguous rows that do not overlap, got strides ", shape_str(t.strides()));
+  // One row, or rows of no columns: any ld >= 1 reads the same.
   d.ld = d.rows > 1 && d.cols > 0 ? t.stride(-2) : std::max<int64_t>(d.cols, 1);
-  SELFSUP_CHECK(d.ld >= std::max<int64_t>(d.cols, 1), "gemm: ", name, " ", shape_str(t.shape()),
-                " has rows that overlap (strides ", shape_str(t.strides()), ")");
   d.batch_stride = d.batch > 1 ? t.stride(0) : 0;
   const int64_t limit = INT32_MAX;
   SELFSUP_CHECK(d.rows <= limit && d.cols <= limit && d.ld <= limit, "gemm: ", name, " ",

@@ -48,6 +48,17 @@ inline bool gemm_float4_ok(uintptr_t address, int64_t row_stride, int64_t batch_
   return address % 16 == 0 && row_stride % 4 == 0 && batch_stride % 4 == 0;
 }
 
+// Can gemm read a matrix view of rows x cols with these strides in place? Its rows must be
+// contiguous and must not overlap: an expanded view (row stride 0) has every row at one address
+// and would be read as if its rows were packed one after another. One row, or rows of no
+// columns, read the same with any row stride. gemm refuses any other operand; dispatch copies
+// it (or its transpose) first. Pure, host-side: tested without a GPU.
+inline bool gemm_reads_in_place(int64_t rows, int64_t cols, int64_t row_stride,
+                                int64_t col_stride) {
+  const bool contiguous_rows = col_stride == 1 || cols <= 1;
+  return contiguous_rows && (rows <= 1 || cols == 0 || row_stride >= cols);
+}
+
 // The batched product above. Throws selfsup::Error (before touching the GPU) for a version out
 // of range, tensors not on the CUDA device or not float32, mismatched shapes, a batch stride of
 // c that is not M*N, or inner strides the kernels cannot read.
